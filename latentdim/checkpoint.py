@@ -1,0 +1,78 @@
+"""Self-describing, atomic checkpoints: one dict from which the model is rebuilt.
+
+The dict holds only tensors and plain Python values so it loads with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentdim.errors import LatentdimError
+from latentdim.models import MaskAAE, ModelSpec, build_model
+
+FORMAT_VERSION = 1
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Calls ``write(file_object)`` on a temporary file beside ``path``, fsyncs, then renames.
+
+    A crash leaves either the old file or the new one, never a partial file at ``path``.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, model: MaskAAE, spec: ModelSpec, extra: dict[str, Any]) -> None:
+    """Writes weights, the model spec and ``extra`` (config, step, standardisation...) atomically."""
+    from latentdim import __version__
+
+    state = {
+        "format_version": FORMAT_VERSION,
+        "latentdim_version": __version__,
+        "model_spec": {**asdict(spec), "data_shape": list(spec.data_shape)},
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    atomic_write(Path(path), lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> tuple[MaskAAE, ModelSpec, dict[str, Any]]:
+    """Rebuilds the model from a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        LatentdimError: missing, unreadable or newer-format file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LatentdimError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # torch raises many types for a corrupt file
+        raise LatentdimError(f"{path} is not a readable latentdim checkpoint ({type(e).__name__})") from e
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise LatentdimError(f"{path} is not a latentdim checkpoint")
+    if state["format_version"] > FORMAT_VERSION:
+        raise LatentdimError(
+            f"{path} has checkpoint format {state['format_version']}, newer than this latentdim "
+            f"understands ({FORMAT_VERSION}); upgrade latentdim"
+        )
+    raw = dict(state["model_spec"])
+    spec = ModelSpec(**{**raw, "data_shape": tuple(raw["data_shape"])})
+    model = build_model(spec)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), spec, state

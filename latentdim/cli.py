@@ -1,0 +1,132 @@
+"""The ``latentdim`` command line: thin Typer commands over :mod:`latentdim.api`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from latentdim import __version__
+from latentdim.errors import LatentdimError
+
+app = typer.Typer(
+    help="How many latent dimensions does your data really have? Trains a MaskAAE and reports m_A.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Schedule(str, Enum):
+    latentdim = "latentdim"
+    reference = "reference"
+
+
+def fail(message: str) -> None:
+    """One red line on stderr and exit code 2."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"latentdim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """How many latent dimensions does your data really have? Trains a MaskAAE and reports m_A."""
+
+
+def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
+    table = Table(title="latentdim estimate", show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    kind = "MaskAAE" if result.use_mask else "WAE-GP baseline (--no-mask)"
+    table.add_row("active dimensions m_A", f"[bold green]{result.m_active}[/] of capacity {result.capacity}")
+    table.add_row("undecided dimensions", str(result.undecided))
+    table.add_row("model", f"{kind}, preset {result.preset}, schedule {result.schedule}")
+    table.add_row("source", result.source)
+    table.add_row("steps", f"{result.steps} ({result.stop_reason}) in {result.seconds:.1f} s on {result.device}")
+    table.add_row("reconstruction error", f"{result.reconstruction_error:.4f}")
+    table.add_row("Wasserstein estimate W", f"{result.wasserstein:.4f}")
+    fd = "n/a" if result.frechet_distance is None else f"{result.frechet_distance:.4f}"
+    table.add_row("Frechet distance (data space)", fd)
+    table.add_row("NAC (active dims)", "n/a" if result.nac is None else f"{result.nac:.4f}")
+    mask = " ".join(f"{v:.2f}" for v in sorted(result.mask, reverse=True))
+    table.add_row("mask (sorted)", mask)
+    return table
+
+
+@app.command()
+def estimate(
+    source: Annotated[str, typer.Argument(help="An HDF5 file of shape (N, d), or built-in data: synthetic:n=8[,d=128][,samples=20000][,seed=0].")],
+    capacity: Annotated[int, typer.Option("--capacity", "-m", help="Latent size m to start from; pick it well above the dimension you expect.")] = 64,
+    key: Annotated[Optional[str], typer.Option(help="Dataset inside the HDF5 file (optional when it holds exactly one).")] = None,
+    no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the WAE-GP baseline: the same model with the mask fixed at one.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and training; the same seed repeats a CPU run exactly.")] = 0,
+    device: Annotated[Device, typer.Option(help="auto uses a CUDA GPU when there is one.")] = Device.auto,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. [default: 30000; 10000 with --no-mask]")] = None,
+    schedule: Annotated[Schedule, typer.Option(help="latentdim: closing pressure, then polariser (fast). reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
+    closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask. [default: 5]")] = None,
+    batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
+    width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, mask_history.csv and covariance.npy.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout and nothing else there.")] = False,
+) -> None:
+    """Estimate the latent dimension m_A of a data set.
+
+    Example: latentdim estimate synthetic:n=8 --capacity 16
+    """
+    from latentdim.api import estimate as run_estimate
+    from latentdim.progress import training_progress
+    from latentdim.train import TrainConfig
+
+    config = TrainConfig(batch_size=batch_size, schedule=schedule.value)
+    if max_steps is not None:
+        config.max_steps = max_steps
+    elif no_mask:
+        config.max_steps = 10000  # nothing to settle: a fixed budget for the baseline
+    if closing_pressure is not None:
+        if closing_pressure < 0:
+            fail(f"--closing-pressure must be >= 0, got {closing_pressure}")
+        config.closing_pressure = closing_pressure
+    if capacity < 1:
+        fail(f"--capacity must be at least 1, got {capacity}")
+    if max_steps is not None and max_steps < 1:
+        fail(f"--max-steps must be at least 1, got {max_steps}")
+    try:
+        with training_progress(config.max_steps, err_console) as on_step:
+            result = run_estimate(
+                source, capacity, key=key, use_mask=not no_mask, seed=seed, device=device.value,
+                config=config, width=width, out=out, on_step=on_step,
+            )
+    except LatentdimError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        raise typer.Exit(code=130)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+    else:
+        err_console.print(result_table(result))
+        if out is not None:
+            err_console.print(f"wrote result.json, checkpoint.pt, mask_history.csv, covariance.npy to {out}")

@@ -1,0 +1,106 @@
+"""NAC: normalised absolute covariance of the encoder output (SPEC §7, section 10.4 of the paper).
+
+Sigma = |cov(codes)| is rescaled to [0, 1] by (Sigma - min) / (max - min); the NAC is the mean of
+its off-diagonal entries over the active (unmasked) dimensions. Small values mean the encoder's
+active coordinates are nearly decorrelated; the papers report 0.013 to 0.046.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from latentdim.errors import LatentdimError
+
+
+def normalised_abs_covariance(codes: np.ndarray) -> np.ndarray:
+    """|cov(codes)| min-max rescaled to [0, 1].
+
+    Args:
+        codes: samples, shape (N, k), one per row; N >= 2, k >= 1.
+
+    Returns:
+        float64 array (k, k): ``(Sigma - Sigma.min()) / (Sigma.max() - Sigma.min())`` with
+        ``Sigma = |cov(codes)|``; all zeros when every entry of Sigma is equal (e.g. constant codes).
+
+    Raises:
+        LatentdimError: if ``codes`` is not 2-D, has fewer than 2 rows, or holds NaN or inf.
+    """
+    codes = _check_codes(codes)
+    # atleast_2d: np.cov returns a 0-d array when k == 1.
+    sigma = np.abs(np.atleast_2d(np.cov(codes, rowvar=False)))
+    lo, hi = sigma.min(), sigma.max()
+    if hi == lo:
+        # Nothing to rescale (constant codes give an all-zero Sigma); avoid 0 / 0.
+        return np.zeros_like(sigma)
+    return (sigma - lo) / (hi - lo)
+
+
+def nac(
+    codes: np.ndarray,
+    active: np.ndarray | Sequence[int] | None = None,
+) -> tuple[float | None, np.ndarray]:
+    """NAC over the active dimensions, and the full normalised matrix for heat maps.
+
+    Args:
+        codes: unmasked encoder outputs, shape (N, m); SPEC §7 uses N = b_s = 5000.
+        active: which of the m dimensions are open: a boolean mask of length m, or integer
+            indices in [0, m) without repeats; ``None`` means all m.
+
+    Returns:
+        ``(value, matrix)``. ``value`` is the mean off-diagonal entry of
+        ``normalised_abs_covariance(codes[:, active])`` -- normalised over the active sub-matrix
+        only, since the paper neglects masked dimensions -- or ``None`` when fewer than 2
+        dimensions are active (there is no off-diagonal entry). ``matrix`` is
+        ``normalised_abs_covariance(codes)`` over all m dimensions, shape (m, m), float64.
+
+    Raises:
+        LatentdimError: if ``codes`` is malformed (not 2-D, fewer than 2 rows, NaN or inf), or
+            ``active`` is a mask of the wrong length or holds out-of-range or repeated indices.
+    """
+    codes = _check_codes(codes)
+    m = codes.shape[1]
+    full = normalised_abs_covariance(codes)
+    idx = _active_indices(active, m)
+    k = idx.size
+    if k < 2:
+        return None, full
+    sub = normalised_abs_covariance(codes[:, idx])
+    off_diagonal_sum = sub.sum() - np.trace(sub)
+    return float(off_diagonal_sum / (k * (k - 1))), full
+
+
+def _check_codes(codes: np.ndarray) -> np.ndarray:
+    """Validate and convert codes (N, k) to float64; see the public functions for the rules."""
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2:
+        raise LatentdimError(f"codes must be a 2-D array (N, m), got shape {codes.shape}")
+    if codes.shape[0] < 2:
+        raise LatentdimError(f"a covariance needs at least 2 encoded samples, got {codes.shape[0]}")
+    if not np.isfinite(codes).all():
+        raise LatentdimError("codes contain NaN or inf; the encoder may have diverged")
+    return codes
+
+
+def _active_indices(active: np.ndarray | Sequence[int] | None, m: int) -> np.ndarray:
+    """Turn a boolean mask, an index list or None into sorted unique indices in [0, m)."""
+    if active is None:
+        return np.arange(m)
+    arr = np.asarray(active)
+    if arr.ndim != 1:
+        raise LatentdimError(f"active must be a 1-D mask or index list, got shape {arr.shape}")
+    if arr.dtype == np.bool_:
+        if arr.size != m:
+            raise LatentdimError(f"active mask has length {arr.size}, but the codes have {m} dimensions")
+        return np.flatnonzero(arr)
+    if arr.size == 0:
+        return arr.astype(np.intp)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise LatentdimError(f"active indices must be integers or a boolean mask, got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= m:
+        raise LatentdimError(f"active indices must lie in [0, {m}), got {arr.tolist()}")
+    if np.unique(arr).size != arr.size:
+        raise LatentdimError(f"active indices repeat: {arr.tolist()}")
+    # Order does not change the mean off-diagonal entry; sorting keeps the sub-matrix canonical.
+    return np.sort(arr)

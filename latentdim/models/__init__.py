@@ -1,0 +1,63 @@
+"""Networks of MaskAAE and the builder that maps a preset to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from latentdim.errors import LatentdimError
+from latentdim.models.mask import Mask, count_active, count_undecided
+from latentdim.models.mlp import mlp_critic, mlp_decoder, mlp_encoder
+
+PRESETS = ("mlp",)
+
+
+class MaskAAE(nn.Module):
+    """Encoder, decoder, critic and mask of one model (SPEC §2).
+
+    The decoder is the generator: generation feeds it mask * z with z ~ N(0, I_m).
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, critic: nn.Module, mask: Mask) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.critic = critic
+        self.mask = mask
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model from a checkpoint."""
+
+    preset: str  # architecture preset name (SPEC §5)
+    data_shape: tuple[int, ...]  # shape of one sample, e.g. (128,)
+    capacity: int  # latent size m
+    width: int | None = None  # hidden width override (tiny models in tests); None = the preset's
+    use_mask: bool = True  # False: mask fixed at one, the WAE-GP baseline
+
+
+def build_model(spec: ModelSpec) -> MaskAAE:
+    """Builds the networks for a preset.
+
+    Raises:
+        LatentdimError: unknown preset, or a preset that does not fit the data shape.
+    """
+    if spec.capacity < 1:
+        raise LatentdimError(f"capacity must be at least 1, got {spec.capacity}")
+    if spec.preset == "mlp":
+        if len(spec.data_shape) != 1:
+            raise LatentdimError(f"preset 'mlp' needs vectors, got samples of shape {spec.data_shape}")
+        d = spec.data_shape[0]
+        enc_w, dec_w = (spec.width, spec.width) if spec.width else (1000, 1024)
+        return MaskAAE(
+            mlp_encoder(d, spec.capacity, enc_w),
+            mlp_decoder(spec.capacity, d, dec_w),
+            mlp_critic(spec.capacity, dec_w),
+            Mask(spec.capacity, enabled=spec.use_mask),
+        )
+    raise LatentdimError(f"unknown preset '{spec.preset}'; choose one of: {', '.join(PRESETS)}")
+
+
+__all__ = ["MaskAAE", "Mask", "ModelSpec", "PRESETS", "build_model", "count_active", "count_undecided"]

@@ -1,0 +1,251 @@
+"""The MaskAAE training loop (SPEC §4) and latentdim's mask schedule.
+
+One step is: 1 auto-encoder update, ``critic_steps`` critic updates, 1 generator (encoder)
+update and 1 mask update, each on a fresh batch, in that order.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentdim import losses
+from latentdim.models import MaskAAE, count_active, count_undecided
+from latentdim.optim import TF1RMSprop
+
+LAMBDA3_CAP = 2048.0  # SPEC §4
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run. Defaults are latentdim's (see docs/mask-dynamics.md)."""
+
+    batch_size: int = 64  # SPEC §4
+    lr_ae: float = 5e-4  # SPEC §4
+    lr_critic: float = 1e-4  # SPEC §4
+    lr_generator: float = 1e-4  # SPEC §4
+    lr_mask: float = 5e-4  # SPEC §4
+    critic_steps: int = 5  # critic updates per step (SPEC §4)
+    reconstruction: str = "mse"  # "mse" for standardised vectors, "bce" for images in [0, 1]
+    schedule: str = "latentdim"  # "latentdim" (closing pressure, then polariser) or "reference" (SPEC §4)
+    closing_pressure: float = 5.0  # beta of the closing phase (latentdim schedule only)
+    settle_window: int = 1000  # closing phase ends once m_A is unchanged for this many steps
+    polish_double_every: int = 100  # polish phase: lambda3 doubles this often (steps)
+    stable_window: int = 500  # stop once no dim is undecided and m_A is unchanged this long
+    max_steps: int = 30000  # hard limit on steps
+    history_every: int = 50  # record the mask every this many steps
+
+
+def reference_r(capacity: int) -> int:
+    """SPEC §4: R = 75 if m <= 20 else min(10000, floor(1125 m / 10)); lambda3 doubles every 4R."""
+    return 75 if capacity <= 20 else min(10000, (1125 * capacity) // 10)
+
+
+class MaskSchedule:
+    """Decides lambda3 (polariser weight), beta (closing pressure) and when training has settled.
+
+    ``reference``: lambda3 = 2/m doubling every 4R steps up to 2048, no closing pressure (SPEC §4).
+    ``latentdim``: phase *close* holds lambda3 at 2/m and applies the closing pressure beta until
+    m_A has not changed for ``settle_window`` steps; phase *polish* drops beta and doubles lambda3
+    every ``polish_double_every`` steps so the polariser snaps each mu to 0 or 1.
+    Both stop once no dimension is undecided and m_A has held for ``stable_window`` steps.
+    """
+
+    def __init__(self, config: TrainConfig, capacity: int, use_mask: bool = True) -> None:
+        if config.schedule not in ("latentdim", "reference"):
+            raise ValueError(f"unknown schedule {config.schedule!r}")
+        self.config = config
+        self.lambda3_start = 2.0 / capacity
+        self.double_every = 4 * reference_r(capacity)
+        self.use_mask = use_mask
+        self.phase = "close" if config.schedule == "latentdim" else "reference"
+        self.polish_start = 0
+        self.last_m_active: int | None = None
+        self.last_change = 0
+
+    def lambda3(self, step: int) -> float:
+        """Polariser weight at ``step``."""
+        if self.phase == "close":
+            return self.lambda3_start
+        if self.phase == "polish":
+            doublings = (step - self.polish_start) // self.config.polish_double_every + 1
+        else:
+            doublings = step // self.double_every
+        return min(LAMBDA3_CAP, self.lambda3_start * 2.0 ** min(doublings, 64))
+
+    def beta(self) -> float:
+        """Closing-pressure weight in the current phase."""
+        return self.config.closing_pressure if self.phase == "close" else 0.0
+
+    def observe(self, step: int, m_active: int, undecided: int) -> bool:
+        """Feeds the mask state after ``step`` steps; returns True when training has settled."""
+        if m_active != self.last_m_active:
+            self.last_m_active, self.last_change = m_active, step
+        held = step - self.last_change
+        if not self.use_mask:
+            return False  # nothing to settle: the WAE baseline trains to max_steps
+        if self.phase == "close":
+            if held >= self.config.settle_window:
+                self.phase, self.polish_start = "polish", step
+            return False
+        if self.phase == "polish" and step - self.polish_start < self.config.stable_window:
+            return False
+        return undecided == 0 and held >= self.config.stable_window
+
+
+@dataclass
+class StepStats:
+    """What the progress display shows after a step."""
+
+    step: int
+    reconstruction: float
+    wasserstein: float
+    m_active: int
+    undecided: int
+    lambda3: float
+    beta: float
+    phase: str
+
+
+@dataclass
+class TrainOutcome:
+    """What training produced besides the model weights."""
+
+    steps: int
+    seconds: float
+    stop_reason: str  # "settled", "max_steps" or "interrupted"
+    last: StepStats | None
+    history_steps: list[int] = field(default_factory=list)
+    history_mask: list[list[float]] = field(default_factory=list)
+
+
+def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter]) -> None:
+    # autograd.grad w.r.t. exactly these parameters: other networks on the path get no stray grads.
+    grads = torch.autograd.grad(loss, params)
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
+
+
+def train(
+    model: MaskAAE,
+    data: torch.Tensor,
+    config: TrainConfig,
+    on_step: Callable[[StepStats], None] | None = None,
+    report_every: int = 25,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainOutcome:
+    """Trains ``model`` in place on ``data`` with the loop of SPEC §4.
+
+    Args:
+        model: a freshly built MaskAAE on the same device as ``data``.
+        data: training samples (N, ...) already scaled for the model (standardised vectors or
+            images in [0, 1]); N must be at least one batch.
+        config: hyper-parameters and schedule.
+        on_step: called with the latest statistics every ``report_every`` steps and at the end.
+        report_every: how often ``on_step`` is called.
+        should_stop: polled every step; True ends training early ("interrupted").
+
+    Returns:
+        The step count, wall time, why training stopped, the last statistics and the mask history.
+
+    Randomness comes from torch's global generator: seed it before building the model.
+    """
+    enc, dec, critic, mask = model.encoder, model.decoder, model.critic, model.mask
+    capacity = mask.theta.shape[0]
+    ae_params = list(enc.parameters()) + list(dec.parameters())
+    enc_params, critic_params = list(enc.parameters()), list(critic.parameters())
+    opt_ae = TF1RMSprop(ae_params, lr=config.lr_ae)
+    opt_critic = TF1RMSprop(critic_params, lr=config.lr_critic)
+    opt_gen = TF1RMSprop(enc_params, lr=config.lr_generator)
+    opt_mask = TF1RMSprop([mask.theta], lr=config.lr_mask) if mask.enabled else None
+    schedule = MaskSchedule(config, capacity, use_mask=mask.enabled)
+
+    n, s = data.shape[0], config.batch_size
+    device = data.device
+
+    def batch() -> torch.Tensor:
+        return data[torch.randint(n, (s,), device=device)]
+
+    def prior(mu: torch.Tensor) -> torch.Tensor:
+        return mu * torch.randn(s, capacity, device=device)
+
+    outcome = TrainOutcome(steps=0, seconds=0.0, stop_reason="max_steps", last=None)
+    model.train()
+    start = time.perf_counter()
+    step = 0
+    while step < config.max_steps:
+        lambda3, beta = schedule.lambda3(step), schedule.beta()
+        mu = mask().detach()
+
+        # 1. auto-encoder: reconstruction + variance penalty on (nearly) closed dims
+        x = batch()
+        codes = enc(x)
+        rec = losses.reconstruction(dec(mu * codes), x, config.reconstruction)
+        _update(opt_ae, losses.ae_loss(rec, codes, mu), ae_params)
+
+        # 2. critic (WGAN-GP) between masked codes and the masked prior
+        # The encoder does not change during the critic updates, so their fresh batches are encoded
+        # in one forward pass (the same numbers as one pass per batch, at a fraction of the cost).
+        with torch.no_grad():
+            encoded_all = (mu * enc(data[torch.randint(n, (config.critic_steps * s,), device=device)])).split(s)
+        for encoded in encoded_all:
+            p = prior(mu)
+            h_enc, h_prior = critic(encoded), critic(p)
+            penalty = losses.gradient_penalty(critic, p, encoded)
+            _update(opt_critic, losses.critic_loss(h_enc, h_prior, penalty), critic_params)
+        w_value = float(losses.wasserstein(h_prior, h_enc).detach())
+
+        # 3. generator: the encoder learns to fool the critic
+        _update(opt_gen, losses.generator_loss(critic(mu * enc(batch()))), enc_params)
+
+        # 4. mask: reconstruction, W and the polariser (plus latentdim's closing pressure)
+        if opt_mask is not None:
+            x = batch()
+            with torch.no_grad():
+                codes = enc(x)
+            mu_g = mask()
+            rec_m = losses.reconstruction(dec(mu_g * codes), x, config.reconstruction)
+            w = losses.wasserstein(critic(prior(mu_g)), critic(mu_g * codes))
+            _update(opt_mask, losses.mask_loss(rec_m, w, mu_g, lambda3, beta), [mask.theta])
+            mask.project()
+
+        step += 1
+        mu_now = mask().detach()
+        m_active, undecided = count_active(mu_now), count_undecided(mu_now)
+        done = schedule.observe(step, m_active, undecided)
+        if step % config.history_every == 0 or done or step == 1:
+            outcome.history_steps.append(step)
+            outcome.history_mask.append(mu_now.cpu().tolist())
+        rec_value = float(rec.detach())
+        if not math.isfinite(w_value) or not math.isfinite(rec_value):
+            outcome.stop_reason = "diverged"
+            done = True
+        elif done:
+            outcome.stop_reason = "settled"
+        interrupted = should_stop is not None and should_stop()
+        if interrupted:
+            outcome.stop_reason = "interrupted"
+        stats = StepStats(step, rec_value, w_value, m_active, undecided, lambda3, beta, schedule.phase)
+        outcome.last = stats
+        if on_step is not None and (step % report_every == 0 or done or interrupted):
+            on_step(stats)
+        if done or interrupted:
+            break
+    outcome.steps = step
+    outcome.seconds = time.perf_counter() - start
+    if on_step is not None and outcome.last is not None:
+        on_step(outcome.last)
+    model.eval()
+    return outcome
+
+
+def history_array(outcome: TrainOutcome) -> tuple[np.ndarray, np.ndarray]:
+    """The mask history as arrays: steps (T,) and mask values (T, m)."""
+    return np.asarray(outcome.history_steps, dtype=np.int64), np.asarray(outcome.history_mask, dtype=np.float32)
