@@ -13,26 +13,36 @@ from latentdim.train import StepStats
 
 @contextmanager
 def training_progress(max_steps: int, console: Console | None = None) -> Iterator:
-    """Yields an ``on_step`` callback that updates a progress bar until the block ends.
+    """Yields an ``on_step`` callback that draws a progress bar from the first training step on.
 
-    The bar runs to ``max_steps``; a run that settles earlier simply ends before it fills.
+    The bar appears only once training reports a step, so errors in loading the data are never
+    preceded by an empty bar. It runs to ``max_steps``; a run that settles earlier ends before
+    the bar fills.
     """
     console = console or Console(stderr=True)
-    columns = (
+    progress = Progress(
         TextColumn("[bold]training"),
         BarColumn(),
         TextColumn("step {task.completed:>6.0f}/{task.total:.0f}"),
-        TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("train", total=max_steps, info="")
+    task = None
 
-        def on_step(s: StepStats) -> None:
-            info = (
-                f"rec {s.reconstruction:.4f}  W {s.wasserstein:+.3f}  m_A {s.m_active}"
-                f" ({s.undecided} undecided)  λ3 {s.lambda3:.3g}  {s.phase}"
-            )
-            progress.update(task, completed=s.step, info=info)
+    def on_step(s: StepStats) -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task("train", total=max_steps, info="")
+        info = (
+            f"rec {s.reconstruction:.4f}  W {s.wasserstein:+.3f}  m_A {s.m_active}"
+            f" ({s.undecided} undecided)  λ3 {s.lambda3:.3g}  {s.phase}"
+        )
+        progress.update(task, completed=s.step, info=info)
 
+    try:
         yield on_step
+    finally:
+        if task is not None:
+            progress.stop()

@@ -1,0 +1,5 @@
+"""``python -m latentdim`` runs the command line."""
+
+from latentdim.cli import app
+
+app()

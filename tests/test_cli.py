@@ -1,0 +1,143 @@
+"""The command line through Typer's CliRunner: --json, the result table and every bad input."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from latentdim.cli import app
+
+runner = CliRunner()
+TINY = ["--width", "16", "--max-steps", "5", "--batch-size", "16"]
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    return lines[0]
+
+
+def test_json_is_the_only_stdout():
+    result = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--json", *TINY)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)  # exactly one JSON object, nothing else
+    for key in ("m_active", "capacity", "mask", "undecided", "steps", "seconds", "reconstruction_error",
+                "wasserstein", "frechet_distance", "nac", "seed", "preset", "source", "version"):
+        assert key in payload
+    assert payload["capacity"] == 4 and len(payload["mask"]) == 4 and payload["steps"] == 5
+    assert payload["source"] == "synthetic:n=2,d=8,samples=200,seed=0"
+    assert payload["m_active"] == sum(v >= 0.1 for v in payload["mask"])
+
+
+def test_table_and_out_dir(tmp_path):
+    out = tmp_path / "run"
+    result = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--out", str(out), *TINY)
+    assert result.exit_code == 0, result.output
+    assert "active dimensions m_A" in result.stderr
+    assert result.stdout == ""
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["capacity"] == 4
+    history = (out / "mask_history.csv").read_text().splitlines()
+    assert history[0] == "step,mu_0,mu_1,mu_2,mu_3" and len(history) >= 2
+    assert np.load(out / "covariance.npy").shape == (4, 4)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 5 and "standardiser" in state
+
+
+def test_no_mask_keeps_all_dimensions():
+    result = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--no-mask", "--json", *TINY)
+    payload = json.loads(result.stdout)
+    assert payload["m_active"] == 4 and payload["mask"] == [1.0] * 4 and payload["use_mask"] is False
+
+
+def test_hdf5_input_with_and_without_key(tmp_path):
+    path = tmp_path / "data.h5"
+    with h5py.File(path, "w") as f:
+        f["X"] = np.random.default_rng(0).normal(size=(64, 5)).astype("float32")
+    for extra in ([], ["--key", "X"]):
+        result = run("estimate", str(path), "-m", "3", "--json", *extra, *TINY)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["source"].endswith(":X")
+
+
+@pytest.fixture
+def h5(tmp_path):
+    def make(**datasets):
+        path = tmp_path / "bad.h5"
+        with h5py.File(path, "w") as f:
+            for name, value in datasets.items():
+                f[name] = value
+        return str(path)
+
+    return make
+
+
+def test_missing_path():
+    assert "no such file" in one_error_line(run("estimate", "does/not/exist.h5", *TINY))
+
+
+def test_hdf5_without_the_key_names_the_keys(h5):
+    line = one_error_line(run("estimate", h5(A=np.zeros((64, 3)), B=np.zeros((64, 3))), "--key", "X", *TINY))
+    assert "'X'" in line and "A" in line and "B" in line
+
+
+def test_non_numeric_array(h5):
+    line = one_error_line(run("estimate", h5(X=np.array([b"a", b"b"] * 40).reshape(40, 2)), *TINY))
+    assert "numeric" in line
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_array(h5, bad):
+    x = np.zeros((64, 3))
+    x[5, 1] = bad
+    line = one_error_line(run("estimate", h5(X=x), *TINY))
+    assert ("NaN" in line) if np.isnan(bad) else ("infinite" in line)
+
+
+def test_fewer_samples_than_one_batch(h5):
+    line = one_error_line(run("estimate", h5(X=np.zeros((10, 3))), "--width", "16", "--max-steps", "5"))
+    assert "10 samples" in line and "64" in line
+
+
+@pytest.mark.parametrize("capacity", ["0", "-3"])
+def test_capacity_below_one(capacity):
+    assert "capacity" in one_error_line(run("estimate", "synthetic:n=2", "--capacity", capacity, *TINY))
+
+
+@pytest.mark.parametrize("spec", ["synthetc:n=2", "synthetic:m=3", "synthetic:n=two", "synthetic:"])
+def test_unknown_or_bad_source_spec(spec):
+    one_error_line(run("estimate", spec, *TINY))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_gpu_is_a_clear_error():
+    assert "no CUDA GPU" in one_error_line(run("estimate", "synthetic:n=2,samples=100", "--device", "cuda", *TINY))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_run():
+    result = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--device", "cuda", "--json", *TINY)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["device"] == "cuda"
+
+
+def test_help_teaches():
+    result = run("estimate", "--help")
+    assert result.exit_code == 0
+    assert "synthetic:n=8" in result.stdout and "--capacity" in result.stdout
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("latentdim ")

@@ -1,0 +1,76 @@
+"""The lambda3 schedules, the stopping rule and a tiny end-to-end training run."""
+
+import numpy as np
+import pytest
+import torch
+
+from latentdim.data import make_synthetic
+from latentdim.models import ModelSpec, build_model
+from latentdim.train import LAMBDA3_CAP, MaskSchedule, TrainConfig, reference_r, train
+
+
+@pytest.mark.parametrize(("m", "r"), [(16, 75), (20, 75), (21, 2362), (32, 3600), (89, 10000), (128, 10000)])
+def test_reference_r(m, r):
+    # SPEC §4: R = 75 if m <= 20 else min(10000, floor(1125 m / 10)); 1125 * 89 / 10 = 10012.5 -> capped
+    assert reference_r(m) == r
+
+
+def test_reference_lambda3_doubles_every_4r_and_caps():
+    s = MaskSchedule(TrainConfig(schedule="reference"), capacity=16)
+    assert s.lambda3(0) == 2 / 16
+    assert s.lambda3(299) == 2 / 16
+    assert s.lambda3(300) == 2 / 16 * 2
+    assert s.lambda3(300 * 5) == 2 / 16 * 32
+    assert s.lambda3(300 * 100) == LAMBDA3_CAP  # 2/16 * 2^14 = 2048 is reached after 14 doublings
+    assert s.beta() == 0.0
+
+
+def test_latentdim_schedule_phases():
+    cfg = TrainConfig(closing_pressure=5.0, settle_window=10, polish_double_every=4, stable_window=6)
+    s = MaskSchedule(cfg, capacity=8)
+    assert s.phase == "close" and s.beta() == 5.0 and s.lambda3(100) == 2 / 8
+    for step, m_active in enumerate([8, 7, 7, 6] + [6] * 9, start=1):
+        assert not s.observe(step, m_active, undecided=1)
+    assert s.phase == "close"  # m_A last changed at step 4: held 9 < 10 steps
+    assert not s.observe(14, 6, undecided=1)
+    assert s.phase == "polish" and s.beta() == 0.0
+    assert s.lambda3(14) == 2 / 8 * 2  # the first polish doubling is immediate
+    assert s.lambda3(14 + 8) == 2 / 8 * 8
+    assert not s.observe(15, 6, undecided=0)  # polish must last stable_window steps
+    assert s.observe(20, 6, undecided=0)
+
+
+def test_no_mask_never_settles():
+    s = MaskSchedule(TrainConfig(), capacity=4, use_mask=False)
+    assert not any(s.observe(step, 4, 0) for step in range(1, 5000))
+
+
+def _tiny_run(seed: int, use_mask: bool = True, steps: int = 30):
+    x = make_synthetic(2, d=8, samples=256, seed=0)
+    x = (x - x.mean(0)) / x.std(0)
+    torch.manual_seed(seed)
+    model = build_model(ModelSpec("mlp", (8,), 4, width=16, use_mask=use_mask))
+    out = train(model, torch.from_numpy(x), TrainConfig(max_steps=steps, batch_size=32, history_every=10))
+    return model, out
+
+
+def test_tiny_run_end_to_end():
+    model, out = _tiny_run(seed=0)
+    assert out.steps == 30 and out.stop_reason == "max_steps"
+    assert np.isfinite(out.last.reconstruction) and np.isfinite(out.last.wasserstein)
+    assert out.history_steps == [1, 10, 20, 30]
+    assert all(len(mu) == 4 for mu in out.history_mask)
+    assert float(model.mask.theta.detach().min()) >= 0.0  # projected after every mask update
+    # The mask moved: theta is trained.
+    torch.manual_seed(0)
+    initial = build_model(ModelSpec("mlp", (8,), 4, width=16)).mask.theta
+    assert not torch.equal(initial, model.mask.theta.detach())
+
+
+def test_same_seed_same_mask_and_no_mask_keeps_all():
+    a, _ = _tiny_run(seed=3)
+    b, _ = _tiny_run(seed=3)
+    torch.testing.assert_close(a.mask(), b.mask(), rtol=0, atol=0)
+    wae, out = _tiny_run(seed=3, use_mask=False)
+    torch.testing.assert_close(wae.mask(), torch.ones(4))
+    assert out.last.m_active == 4
