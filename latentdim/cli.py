@@ -84,7 +84,7 @@ def estimate(
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the WAE-GP baseline: the same model with the mask fixed at one.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and training; the same seed repeats a CPU run exactly.")] = 0,
     device: Annotated[Device, typer.Option(help="auto uses a CUDA GPU when there is one.")] = Device.auto,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. [default: 30000; 10000 with --no-mask]")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. [default: 30000; 10000 with --no-mask; 500000 with --schedule reference]")] = None,
     schedule: Annotated[Schedule, typer.Option(help="latentdim: closing pressure, then polariser (fast). reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
     closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask. [default: 5]")] = None,
     batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
@@ -100,7 +100,12 @@ def estimate(
     from latentdim.progress import training_progress
     from latentdim.train import TrainConfig
 
-    config = TrainConfig(batch_size=batch_size, schedule=schedule.value)
+    if schedule is Schedule.reference:
+        if closing_pressure is not None:
+            fail("--closing-pressure applies to the latentdim schedule only; drop it or use --schedule latentdim")
+        config = TrainConfig.reference(batch_size=batch_size)
+    else:
+        config = TrainConfig(batch_size=batch_size)
     if max_steps is not None:
         config.max_steps = max_steps
     elif no_mask:

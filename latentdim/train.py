@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,22 +25,33 @@ LAMBDA3_CAP = 2048.0  # SPEC §4
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one training run. Defaults are latentdim's (see docs/mask-dynamics.md)."""
+    """Hyper-parameters of one training run.
+
+    The defaults are latentdim's schedule (docs/mask-dynamics.md); :meth:`reference` gives the
+    papers' (SPEC §4).
+    """
 
     batch_size: int = 64  # SPEC §4
     lr_ae: float = 5e-4  # SPEC §4
     lr_critic: float = 1e-4  # SPEC §4
     lr_generator: float = 1e-4  # SPEC §4
-    lr_mask: float = 5e-4  # SPEC §4
+    lr_mask: float = 4e-3  # SPEC §4 says 5e-4; 8x faster closes as surely in a fraction of the steps
     critic_steps: int = 5  # critic updates per step (SPEC §4)
     reconstruction: str = "mse"  # "mse" for standardised vectors, "bce" for images in [0, 1]
     schedule: str = "latentdim"  # "latentdim" (closing pressure, then polariser) or "reference" (SPEC §4)
     closing_pressure: float = 5.0  # beta of the closing phase (latentdim schedule only)
-    settle_window: int = 1000  # closing phase ends once m_A is unchanged for this many steps
-    polish_double_every: int = 100  # polish phase: lambda3 doubles this often (steps)
+    closing_polariser: float | None = None  # lambda3 during the closing phase; None = 2/m (SPEC §4 start)
+    settle_window: int = 1500  # closing phase ends once m_A is unchanged for this many steps
+    polish_double_every: int = 50  # polish phase: lambda3 doubles this often (steps)
     stable_window: int = 500  # stop once no dim is undecided and m_A is unchanged this long
     max_steps: int = 30000  # hard limit on steps
     history_every: int = 50  # record the mask every this many steps
+
+    @classmethod
+    def reference(cls, **overrides: Any) -> TrainConfig:
+        """The papers' method: mask rate 5e-4, no closing pressure, lambda3 doubling every 4R steps."""
+        values = dict(lr_mask=5e-4, schedule="reference", closing_pressure=0.0, max_steps=500_000)
+        return cls(**{**values, **overrides})
 
 
 def reference_r(capacity: int) -> int:
@@ -62,6 +74,7 @@ class MaskSchedule:
             raise ValueError(f"unknown schedule {config.schedule!r}")
         self.config = config
         self.lambda3_start = 2.0 / capacity
+        self.lambda3_close = config.closing_polariser if config.closing_polariser is not None else self.lambda3_start
         self.double_every = 4 * reference_r(capacity)
         self.use_mask = use_mask
         self.phase = "close" if config.schedule == "latentdim" else "reference"
@@ -72,11 +85,11 @@ class MaskSchedule:
     def lambda3(self, step: int) -> float:
         """Polariser weight at ``step``."""
         if self.phase == "close":
-            return self.lambda3_start
+            return self.lambda3_close
         if self.phase == "polish":
             doublings = (step - self.polish_start) // self.config.polish_double_every + 1
-        else:
-            doublings = step // self.double_every
+            return min(LAMBDA3_CAP, self.lambda3_close * 2.0 ** min(doublings, 64))
+        doublings = step // self.double_every
         return min(LAMBDA3_CAP, self.lambda3_start * 2.0 ** min(doublings, 64))
 
     def beta(self) -> float:
