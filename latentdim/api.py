@@ -162,6 +162,7 @@ def estimate(
     config: TrainConfig | None = None,
     width: int | None = None,
     out: str | os.PathLike[str] | None = None,
+    export: str | os.PathLike[str] | None = None,
     on_step: Callable[[StepStats], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> EstimateResult:
@@ -179,6 +180,7 @@ def estimate(
         config: training hyper-parameters and schedule; defaults to ``TrainConfig()``.
         width: hidden-layer width override (small models for tests and quick looks).
         out: folder for ``result.json``, the checkpoint and the mask history.
+        export: ONNX file for the masked generator (see :mod:`latentdim.export`).
         on_step: called with :class:`StepStats` during training (progress display).
         should_stop: polled every step; True stops training early.
 
@@ -199,6 +201,10 @@ def estimate(
         raise LatentdimError(f"max steps must be at least 1, got {config.max_steps}")
     dev = resolve_device(device)
     out_dir = prepare_out(out)
+    if export is not None:
+        from latentdim.export import check_output_path
+
+        check_output_path(Path(export))  # fail before training, not after
     data = _load(source, key)
     n_samples = data.x.shape[0]
     if n_samples < config.batch_size:
@@ -242,14 +248,18 @@ def estimate(
         history_steps=steps_arr,
         history_mask=mask_arr,
     )
+    extra = {
+        "config": asdict(config),
+        "standardiser": standardiser.to_dict(),
+        "step": outcome.steps,
+        "seed": seed,
+        "source": data.source,
+        "result": result.to_dict(),
+    }
     if out_dir is not None:
-        extra = {
-            "config": asdict(config),
-            "standardiser": standardiser.to_dict(),
-            "step": outcome.steps,
-            "seed": seed,
-            "source": data.source,
-            "result": result.to_dict(),
-        }
         write_outputs(out_dir, result, model, spec, extra)
+    if export is not None:
+        from latentdim.export import export_model
+
+        export_model(model, spec, extra, Path(export))
     return result

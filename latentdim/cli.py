@@ -90,6 +90,7 @@ def estimate(
     batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, mask_history.csv and covariance.npy.")] = None,
+    export: Annotated[Optional[Path], typer.Option(help="Also write the masked generator as ONNX to this file (see `latentdim export`).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout and nothing else there.")] = False,
 ) -> None:
     """Estimate the latent dimension m_A of a data set.
@@ -122,7 +123,7 @@ def estimate(
         with training_progress(config.max_steps, err_console) as on_step:
             result = run_estimate(
                 source, capacity, key=key, use_mask=not no_mask, seed=seed, device=device.value,
-                config=config, width=width, out=out, on_step=on_step,
+                config=config, width=width, out=out, export=export, on_step=on_step,
             )
     except LatentdimError as e:
         fail(str(e))
@@ -135,3 +136,69 @@ def estimate(
         err_console.print(result_table(result))
         if out is not None:
             err_console.print(f"wrote result.json, checkpoint.pt, mask_history.csv, covariance.npy to {out}")
+        if export is not None:
+            err_console.print(f"wrote the generator (input z of size {result.m_active}) to {export}")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="The --out folder of `latentdim estimate` (holding checkpoint.pt), or the checkpoint file itself.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="ONNX file to write, e.g. model.onnx (replaced if it exists).")],
+    uint8: Annotated[bool, typer.Option("--uint8", help="Image models: output uint8 RGB (batch, 3, H, W) in 0..255, the form torch-fidelity needs.")] = False,
+) -> None:
+    """Export the masked generator to ONNX: input z (batch, m_A) ~ N(0, I), output data in your units.
+
+    Example: latentdim export runs/a -o model.onnx
+    """
+    from latentdim.export import export_onnx
+
+    try:
+        info = export_onnx(run, output, uint8=uint8)
+    except LatentdimError as e:
+        fail(str(e))
+    out_shape = ", ".join(["batch", *map(str, info.output_shape)])
+    err_console.print(
+        f"wrote {info.path}: z (batch, {info.m_active}) -> {info.kind} ({out_shape}) {info.output_dtype}; "
+        f"m_A = {info.m_active} of capacity {info.capacity}",
+        highlight=False, soft_wrap=True,
+    )
+
+
+class SampleFormat(str, Enum):
+    h5 = "h5"
+    npy = "npy"
+
+
+@app.command()
+def sample(
+    model: Annotated[Path, typer.Argument(help="An ONNX generator from `latentdim export` (or any ONNX model with one float input (batch, k)).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (created if missing): PNGs and grid.png for images, samples.h5 or samples.npy for vectors.")] = Path("samples"),
+    n: Annotated[int, typer.Option("-n", "--num-samples", help="Number of samples to draw.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of z ~ N(0, I); the same seed gives the same samples.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Samples per onnxruntime call; bounds memory for large -n.")] = 256,
+    fmt: Annotated[Optional[SampleFormat], typer.Option("--format", help="Vector models: h5 (dataset 'samples') or npy. [default: h5]")] = None,
+) -> None:
+    """Draw samples from an exported generator with onnxruntime (no torch needed).
+
+    Example: latentdim sample model.onnx -n 100 -o samples/
+    """
+    import warnings
+
+    from latentdim.sample import NoMetadataWarning
+    from latentdim.sample import sample as run_sample
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NoMetadataWarning)
+            info = run_sample(model, n, output, seed=seed, batch_size=batch_size, fmt=fmt.value if fmt else None)
+    except LatentdimError as e:
+        fail(str(e))
+    for w in caught:
+        if issubclass(w.category, NoMetadataWarning):
+            err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+    shape = "x".join(map(str, info.shape))
+    if info.kind == "images":
+        where = f"{len(info.files) - 1} PNG files and grid.png in {output}"
+    else:
+        where = f"{info.files[0]}" + (" (dataset 'samples')" if info.files[0].suffix == ".h5" else "")
+    err_console.print(f"wrote {info.n} {info.kind} of shape {shape} (seed {info.seed}) to {where}", highlight=False, soft_wrap=True)

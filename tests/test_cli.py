@@ -141,3 +141,30 @@ def test_help_teaches():
 def test_version():
     result = run("--version")
     assert result.exit_code == 0 and result.stdout.startswith("latentdim ")
+
+
+def test_closing_pressure_only_with_latentdim_schedule():
+    line = one_error_line(run("estimate", "synthetic:n=2", "--schedule", "reference", "--closing-pressure", "1", *TINY))
+    assert "latentdim schedule" in line
+
+
+def test_estimate_export_writes_a_generator_of_size_m_active(tmp_path):
+    import onnx
+
+    target = tmp_path / "model.onnx"
+    result = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--export", str(target), "--json", *TINY)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    graph = onnx.load(str(target)).graph
+    assert graph.input[0].type.tensor_type.shape.dim[1].dim_value == payload["m_active"]
+
+
+def test_export_to_a_missing_folder_fails_before_training(tmp_path):
+    line = one_error_line(run("estimate", "synthetic:n=2", "--export", str(tmp_path / "no" / "m.onnx"), *TINY))
+    assert "does not exist" in line
+
+
+def test_same_seed_same_result():
+    a = json.loads(run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--seed", "7", "--json", *TINY).stdout)
+    b = json.loads(run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--seed", "7", "--json", *TINY).stdout)
+    assert a["mask"] == b["mask"] and a["m_active"] == b["m_active"]

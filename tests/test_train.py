@@ -74,3 +74,11 @@ def test_same_seed_same_mask_and_no_mask_keeps_all():
     wae, out = _tiny_run(seed=3, use_mask=False)
     torch.testing.assert_close(wae.mask(), torch.ones(4))
     assert out.last.m_active == 4
+
+
+def test_reference_config_is_the_papers():
+    cfg = TrainConfig.reference()
+    assert (cfg.lr_mask, cfg.lr_ae, cfg.lr_critic, cfg.lr_generator) == (5e-4, 5e-4, 1e-4, 1e-4)
+    assert cfg.schedule == "reference" and cfg.closing_pressure == 0.0 and cfg.critic_steps == 5
+    s = MaskSchedule(cfg, capacity=16)
+    assert s.phase == "reference" and s.beta() == 0.0
