@@ -39,18 +39,20 @@ class TrainConfig:
     critic_steps: int = 5  # critic updates per step (SPEC §4)
     reconstruction: str = "mse"  # "mse" for standardised vectors, "bce" for images in [0, 1]
     schedule: str = "latentdim"  # "latentdim" (closing pressure, then polariser) or "reference" (SPEC §4)
+    warmup_steps: int = 500  # latentdim schedule: mask frozen while the auto-encoder starts
     closing_pressure: float = 5.0  # beta of the closing phase (latentdim schedule only)
     closing_polariser: float | None = None  # lambda3 during the closing phase; None = 2/m (SPEC §4 start)
     settle_window: int = 1500  # closing phase ends once m_A is unchanged for this many steps
     polish_double_every: int = 50  # polish phase: lambda3 doubles this often (steps)
-    stable_window: int = 500  # stop once no dim is undecided and m_A is unchanged this long
+    stable_window: int = 500  # polish ends once no dim is undecided and m_A is unchanged this long
+    refine_steps: int = 1000  # latentdim schedule: mask frozen at the end while the networks adapt
     max_steps: int = 30000  # hard limit on steps
     history_every: int = 50  # record the mask every this many steps
 
     @classmethod
     def reference(cls, **overrides: Any) -> TrainConfig:
         """The papers' method: mask rate 5e-4, no closing pressure, lambda3 doubling every 4R steps."""
-        values = dict(lr_mask=5e-4, schedule="reference", closing_pressure=0.0, max_steps=500_000)
+        values = dict(lr_mask=5e-4, schedule="reference", closing_pressure=0.0, max_steps=500_000, warmup_steps=0, refine_steps=0)
         return cls(**{**values, **overrides})
 
 
@@ -60,13 +62,23 @@ def reference_r(capacity: int) -> int:
 
 
 class MaskSchedule:
-    """Decides lambda3 (polariser weight), beta (closing pressure) and when training has settled.
+    """Decides lambda3 (polariser weight), beta (closing pressure), whether the mask trains, and
+    when training is over.
 
-    ``reference``: lambda3 = 2/m doubling every 4R steps up to 2048, no closing pressure (SPEC §4).
-    ``latentdim``: phase *close* holds lambda3 at 2/m and applies the closing pressure beta until
-    m_A has not changed for ``settle_window`` steps; phase *polish* drops beta and doubles lambda3
-    every ``polish_double_every`` steps so the polariser snaps each mu to 0 or 1.
-    Both stop once no dimension is undecided and m_A has held for ``stable_window`` steps.
+    ``reference`` (SPEC §4): lambda3 = 2/m doubling every 4R steps up to 2048, no pressure; stop
+    once no dimension is undecided and m_A has held for ``stable_window`` steps.
+
+    ``latentdim`` runs four phases (docs/mask-dynamics.md):
+
+    - *warmup* (``warmup_steps``): the mask is frozen while the auto-encoder learns to use every
+      latent coordinate, so the pressure does not close a dimension before it was ever used;
+    - *close*: the closing pressure beta acts, lambda3 stays small, until m_A has not changed for
+      ``settle_window`` steps;
+    - *polish*: beta is dropped and lambda3 doubles every ``polish_double_every`` steps so the
+      polariser snaps each mu to 0 or 1, until no dimension is undecided and m_A has held for
+      ``stable_window`` steps;
+    - *refine* (``refine_steps``): the mask is frozen again while the networks adapt to its final
+      scale, which the pressure had shrunk; this is what generation quality needs.
     """
 
     def __init__(self, config: TrainConfig, capacity: int, use_mask: bool = True) -> None:
@@ -77,39 +89,65 @@ class MaskSchedule:
         self.lambda3_close = config.closing_polariser if config.closing_polariser is not None else self.lambda3_start
         self.double_every = 4 * reference_r(capacity)
         self.use_mask = use_mask
-        self.phase = "close" if config.schedule == "latentdim" else "reference"
-        self.polish_start = 0
+        if config.schedule == "reference":
+            self.phase = "reference"
+        else:
+            self.phase = "warmup" if config.warmup_steps > 0 else "close"
+        self.phase_start = 0
         self.last_m_active: int | None = None
         self.last_change = 0
 
+    @property
+    def mask_frozen(self) -> bool:
+        """True in the phases where the mask takes no update."""
+        return self.phase in ("warmup", "refine")
+
     def lambda3(self, step: int) -> float:
         """Polariser weight at ``step``."""
-        if self.phase == "close":
+        if self.phase in ("warmup", "close"):
             return self.lambda3_close
-        if self.phase == "polish":
-            doublings = (step - self.polish_start) // self.config.polish_double_every + 1
-            return min(LAMBDA3_CAP, self.lambda3_close * 2.0 ** min(doublings, 64))
-        doublings = step // self.double_every
-        return min(LAMBDA3_CAP, self.lambda3_start * 2.0 ** min(doublings, 64))
+        if self.phase == "reference":
+            doublings = step // self.double_every
+            return min(LAMBDA3_CAP, self.lambda3_start * 2.0 ** min(doublings, 64))
+        # polish (and refine, where the value only shows in the progress display)
+        doublings = (step - self.phase_start) // self.config.polish_double_every + 1
+        return min(LAMBDA3_CAP, self.lambda3_close * 2.0 ** min(doublings, 64))
 
     def beta(self) -> float:
         """Closing-pressure weight in the current phase."""
         return self.config.closing_pressure if self.phase == "close" else 0.0
 
+    def _enter(self, phase: str, step: int) -> None:
+        self.phase, self.phase_start = phase, step
+
     def observe(self, step: int, m_active: int, undecided: int) -> bool:
-        """Feeds the mask state after ``step`` steps; returns True when training has settled."""
+        """Feeds the mask state after ``step`` steps; returns True when training is over."""
         if m_active != self.last_m_active:
             self.last_m_active, self.last_change = m_active, step
         held = step - self.last_change
+        in_phase = step - self.phase_start
+        cfg = self.config
         if not self.use_mask:
             return False  # nothing to settle: the WAE baseline trains to max_steps
+        if self.phase == "warmup":
+            if in_phase >= cfg.warmup_steps:
+                self._enter("close", step)
+                self.last_change = step  # the settle window counts from here
+            return False
         if self.phase == "close":
-            if held >= self.config.settle_window:
-                self.phase, self.polish_start = "polish", step
+            if held >= cfg.settle_window:
+                self._enter("polish", step)
             return False
-        if self.phase == "polish" and step - self.polish_start < self.config.stable_window:
-            return False
-        return undecided == 0 and held >= self.config.stable_window
+        if self.phase == "refine":
+            return in_phase >= cfg.refine_steps
+        settled = undecided == 0 and held >= cfg.stable_window
+        if self.phase == "reference":
+            return settled
+        if settled and in_phase >= cfg.stable_window:  # polish
+            if cfg.refine_steps <= 0:
+                return True
+            self._enter("refine", step)
+        return False
 
 
 @dataclass
@@ -219,7 +257,7 @@ def train(
         _update(opt_gen, losses.generator_loss(critic(mu * enc(batch()))), enc_params)
 
         # 4. mask: reconstruction, W and the polariser (plus latentdim's closing pressure)
-        if opt_mask is not None:
+        if opt_mask is not None and not schedule.mask_frozen:
             x = batch()
             with torch.no_grad():
                 codes = enc(x)

@@ -26,7 +26,8 @@ def test_reference_lambda3_doubles_every_4r_and_caps():
 
 
 def test_latentdim_schedule_phases():
-    cfg = TrainConfig(closing_pressure=5.0, settle_window=10, polish_double_every=4, stable_window=6)
+    cfg = TrainConfig(closing_pressure=5.0, settle_window=10, polish_double_every=4, stable_window=6,
+                      warmup_steps=0, refine_steps=0)
     s = MaskSchedule(cfg, capacity=8)
     assert s.phase == "close" and s.beta() == 5.0 and s.lambda3(100) == 2 / 8
     for step, m_active in enumerate([8, 7, 7, 6] + [6] * 9, start=1):
@@ -40,6 +41,24 @@ def test_latentdim_schedule_phases():
     assert s.observe(20, 6, undecided=0)
 
 
+def test_warmup_and_refine_freeze_the_mask():
+    cfg = TrainConfig(settle_window=10, stable_window=6, warmup_steps=5, refine_steps=7)
+    s = MaskSchedule(cfg, capacity=8)
+    assert s.phase == "warmup" and s.mask_frozen and s.beta() == 0.0
+    assert not any(s.observe(step, 8, 1) for step in range(1, 5))
+    assert not s.observe(5, 8, 1)
+    assert s.phase == "close" and not s.mask_frozen
+    for step in range(6, 15):  # the settle window counts from the end of warm-up, not from step 0
+        s.observe(step, 8, 1)
+    assert s.phase == "close"
+    s.observe(15, 8, 1)
+    assert s.phase == "polish"
+    assert not s.observe(21, 8, 0)  # settled: on to refine
+    assert s.phase == "refine" and s.mask_frozen and s.beta() == 0.0
+    assert not s.observe(27, 8, 0)
+    assert s.observe(28, 8, 0)
+
+
 def test_no_mask_never_settles():
     s = MaskSchedule(TrainConfig(), capacity=4, use_mask=False)
     assert not any(s.observe(step, 4, 0) for step in range(1, 5000))
@@ -50,7 +69,7 @@ def _tiny_run(seed: int, use_mask: bool = True, steps: int = 30):
     x = (x - x.mean(0)) / x.std(0)
     torch.manual_seed(seed)
     model = build_model(ModelSpec("mlp", (8,), 4, width=16, use_mask=use_mask))
-    out = train(model, torch.from_numpy(x), TrainConfig(max_steps=steps, batch_size=32, history_every=10))
+    out = train(model, torch.from_numpy(x), TrainConfig(max_steps=steps, batch_size=32, history_every=10, warmup_steps=5))
     return model, out
 
 
