@@ -48,11 +48,15 @@ class TrainConfig:
     refine_steps: int = 1000  # latentdim schedule: mask frozen at the end while the networks adapt
     max_steps: int = 30000  # hard limit on steps
     history_every: int = 50  # record the mask every this many steps
+    restandardise_every: int = 100  # refine phase: re-standardise the codes this often (0 = never)
 
     @classmethod
     def reference(cls, **overrides: Any) -> TrainConfig:
         """The papers' method: mask rate 5e-4, no closing pressure, lambda3 doubling every 4R steps."""
-        values = dict(lr_mask=5e-4, schedule="reference", closing_pressure=0.0, max_steps=500_000, warmup_steps=0, refine_steps=0)
+        values = dict(
+            lr_mask=5e-4, schedule="reference", closing_pressure=0.0, max_steps=500_000, warmup_steps=0,
+            refine_steps=0, restandardise_every=0,
+        )
         return cls(**{**values, **overrides})
 
 
@@ -176,6 +180,48 @@ class TrainOutcome:
     history_mask: list[list[float]] = field(default_factory=list)
 
 
+def _latent_layers(model: MaskAAE) -> tuple[nn.Linear, nn.Linear]:
+    """The encoder's last linear layer (-> codes) and the decoder's first (codes ->)."""
+    enc = [mod for mod in model.encoder.modules() if isinstance(mod, nn.Linear)][-1]
+    dec = [mod for mod in model.decoder.modules() if isinstance(mod, nn.Linear)][0]
+    m = model.mask.theta.shape[0]
+    if enc.out_features != m or dec.in_features != m:
+        raise ValueError("the encoder must end and the decoder start with a linear layer of the latent size")
+    return enc, dec
+
+
+@torch.no_grad()
+def restandardise_codes(model: MaskAAE, x: torch.Tensor, min_mu: float = 0.1) -> None:
+    """Rescales each active latent coordinate to zero mean and unit variance over ``x``, and
+    compensates in the decoder's first layer, so reconstructions are unchanged.
+
+    Why: while the closing pressure shrinks the mask, the auto-encoder update (rate 5e-4, weight of
+    the reconstruction) grows the codes by 1/mu to keep reconstructing, faster than the generator
+    update (rate 1e-4) pulls them back to the N(0, I) prior; W then rises and generation suffers.
+    This exact reparametrisation removes that mismatch of the first two moments:
+    E'_j = (E_j - m_j) / s_j, W'_d[:, j] = s_j W_d[:, j], b'_d = b_d + W_d (mu * m).
+    Dimensions with mu < ``min_mu`` are left alone: their variance penalty is removing them.
+
+    Args:
+        model: the model, changed in place.
+        x: a batch of training data (n, ...), n >= 2.
+    """
+    enc, dec = _latent_layers(model)
+    was_training = model.training
+    model.eval()  # use running statistics, not this batch's, in any batch norm
+    codes = model.encoder(x)
+    model.train(was_training)
+    mu = model.mask()
+    mean, std = codes.mean(0), codes.std(0)
+    keep = (mu >= min_mu) & (std > 1e-6)
+    scale = torch.where(keep, std, torch.ones_like(std))
+    shift = torch.where(keep, mean, torch.zeros_like(mean))
+    dec.bias += dec.weight @ (mu * shift)
+    dec.weight *= scale  # column j scaled by s_j
+    enc.weight /= scale[:, None]
+    enc.bias.sub_(shift).div_(scale)
+
+
 def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter]) -> None:
     # autograd.grad w.r.t. exactly these parameters: other networks on the path get no stray grads.
     grads = torch.autograd.grad(loss, params)
@@ -271,6 +317,11 @@ def train(
         mu_now = mask().detach()
         m_active, undecided = count_active(mu_now), count_undecided(mu_now)
         done = schedule.observe(step, m_active, undecided)
+        # Refine phase only: re-standardising while the mask still moves let dims on their way
+        # out (mu 0.1-0.2) carry information again (docs/mask-dynamics.md).
+        every = config.restandardise_every
+        if every and schedule.phase == "refine" and (step - schedule.phase_start) % every == 0:
+            restandardise_codes(model, data[torch.randint(n, (min(n, 1024),), device=device)])
         if step % config.history_every == 0 or done or step == 1:
             outcome.history_steps.append(step)
             outcome.history_mask.append(mu_now.cpu().tolist())

@@ -101,3 +101,24 @@ def test_reference_config_is_the_papers():
     assert cfg.schedule == "reference" and cfg.closing_pressure == 0.0 and cfg.critic_steps == 5
     s = MaskSchedule(cfg, capacity=16)
     assert s.phase == "reference" and s.beta() == 0.0
+
+
+def test_restandardise_codes_keeps_reconstructions_and_standardises_active_codes():
+    from latentdim.train import restandardise_codes
+
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("mlp", (10,), 4, width=16))
+    with torch.no_grad():
+        model.mask.theta.copy_(torch.tensor([0.0, 1.0, 2.0, 3.0]))  # mu = 0, 0.63, 0.86, 0.95
+    x = 3.0 * torch.randn(300, 10) + 1.0
+    with torch.no_grad():
+        closed_before = model.encoder(x)[:, 0].clone()
+        rec_before = model.decoder(model.mask() * model.encoder(x))
+    restandardise_codes(model, x)
+    with torch.no_grad():
+        codes = model.encoder(x)
+        rec_after = model.decoder(model.mask() * codes)
+    torch.testing.assert_close(rec_after, rec_before, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(codes[:, 1:].mean(0), torch.zeros(3), rtol=0, atol=1e-5)
+    torch.testing.assert_close(codes[:, 1:].std(0), torch.ones(3), rtol=0, atol=1e-5)
+    torch.testing.assert_close(codes[:, 0], closed_before)  # a closed dim is left to its penalty
