@@ -21,10 +21,10 @@ from latentdim import losses
 from latentdim.checkpoint import atomic_write, save_checkpoint
 from latentdim.data import Standardiser, VectorData, from_array, load_source
 from latentdim.errors import LatentdimError
-from latentdim.metrics import frechet_distance_samples, nac
+from latentdim.metrics import classical_estimates, frechet_distance_samples, nac, precision_recall
 from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, count_undecided
 from latentdim.models.mask import ACTIVE_THRESHOLD
-from latentdim.train import StepStats, TrainConfig, TrainOutcome, history_array, train
+from latentdim.train import NO_MASK_MAX_STEPS, StepStats, TrainConfig, TrainOutcome, history_array, train
 
 #: Samples used for the final diagnostics (reconstruction, W, Frechet distance, NAC).
 EVAL_SAMPLES = 5000
@@ -46,6 +46,9 @@ class EstimateResult:
     wasserstein: float  # the critic's W estimate between encoded data and the masked prior
     frechet_distance: float | None  # generated vs real, data space (SPEC §7)
     nac: float | None  # normalised absolute covariance over active dims (SPEC §7)
+    precision: float | None  # improved precision (k = 3) of generated vs real, same space as the Frechet distance
+    recall: float | None  # improved recall (k = 3) of generated vs real
+    baselines: dict[str, float] | None  # classical estimates {"twonn", "mle", "lpca"}; None when skipped
     seed: int
     preset: str
     source: str
@@ -98,7 +101,8 @@ def evaluate(model: MaskAAE, data: torch.Tensor, standardiser: Standardiser, rec
     """Final diagnostics on ``data`` (N, d), standardised, at most :data:`EVAL_SAMPLES` rows.
 
     Returns reconstruction error, W, the data-space Frechet distance between generated and real
-    vectors (SPEC §7), NAC over the active dims and the full normalised covariance matrix.
+    vectors (SPEC §7), improved precision and recall of generated against real in the same space
+    (None with 3 or fewer rows), NAC over the active dims and the full normalised covariance matrix.
     """
     model.eval()
     mu = model.mask()
@@ -109,8 +113,13 @@ def evaluate(model: MaskAAE, data: torch.Tensor, standardiser: Standardiser, rec
     generated = standardiser.inverse(model.decoder(z).cpu().numpy())
     real = standardiser.inverse(data.cpu().numpy())
     fd = frechet_distance_samples(generated, real) if data.shape[0] >= 2 else None
+    # k = 3 needs a 3rd neighbour besides the point itself.
+    precision, recall = precision_recall(real, generated) if data.shape[0] > 3 else (None, None)
     nac_value, matrix = nac(codes.cpu().numpy().astype(np.float64), (mu >= ACTIVE_THRESHOLD).cpu().numpy())
-    return {"reconstruction_error": rec, "wasserstein": w, "frechet_distance": fd, "nac": nac_value, "covariance": matrix}
+    return {
+        "reconstruction_error": rec, "wasserstein": w, "frechet_distance": fd, "precision": precision, "recall": recall,
+        "nac": nac_value, "covariance": matrix,
+    }
 
 
 def prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
@@ -165,6 +174,7 @@ def estimate(
     export: str | os.PathLike[str] | None = None,
     on_step: Callable[[StepStats], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    baselines: bool = True,
 ) -> EstimateResult:
     """Trains a MaskAAE on ``source`` and returns the estimated latent dimension m_A.
 
@@ -177,22 +187,27 @@ def estimate(
         use_mask: False trains the WAE-GP baseline (mask fixed at one).
         seed: seeds model initialisation and training; a CPU run is repeatable.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        config: training hyper-parameters and schedule; defaults to ``TrainConfig()``.
+        config: training hyper-parameters and schedule; defaults to ``TrainConfig()`` (with
+            ``max_steps=10000`` for the mask-free baseline, which has nothing to settle).
         width: hidden-layer width override (small models for tests and quick looks).
         out: folder for ``result.json``, the checkpoint and the mask history.
         export: ONNX file for the masked generator (see :mod:`latentdim.export`).
         on_step: called with :class:`StepStats` during training (progress display).
         should_stop: polled every step; True stops training early.
+        baselines: also compute the classical estimators TwoNN, MLE and lPCA on up to 5,000 raw
+            samples (seeded by ``seed``), to show beside m_A.
 
     Returns:
         An :class:`EstimateResult`. Nothing is printed.
 
     Raises:
-        LatentdimError: bad source, bad settings, or too little data.
+        LatentdimError: bad source, bad settings, or too little data (the classical estimators
+            need 3 distinct samples; ``baselines=False`` skips them).
     """
     from latentdim import __version__
 
-    config = config or TrainConfig()
+    if config is None:
+        config = TrainConfig() if use_mask else TrainConfig(max_steps=NO_MASK_MAX_STEPS)
     if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
         raise LatentdimError(f"capacity must be a positive integer, got {capacity!r}")
     if config.batch_size < 1:
@@ -213,6 +228,9 @@ def estimate(
             "add data or lower --batch-size"
         )
     spec = ModelSpec(choose_preset(preset, data.x.shape[1:]), tuple(data.x.shape[1:]), capacity, width, use_mask)
+    # Issue 4: classical estimates on the raw samples in user units; before training, so degenerate
+    # data fails in seconds rather than after the run.
+    baseline_values = classical_estimates(data.x.reshape(n_samples, -1), seed=seed) if baselines else None
     standardiser = Standardiser.fit(data.x)
     x = torch.from_numpy(standardiser.transform(data.x)).to(dev)
 
@@ -237,6 +255,9 @@ def estimate(
         wasserstein=diag["wasserstein"],
         frechet_distance=diag["frechet_distance"],
         nac=diag["nac"],
+        precision=diag["precision"],
+        recall=diag["recall"],
+        baselines=baseline_values,
         seed=seed,
         preset=spec.preset,
         source=data.source,

@@ -62,6 +62,15 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
     table.add_column("value")
     kind = "MaskAAE" if result.use_mask else "WAE-GP baseline (--no-mask)"
     table.add_row("active dimensions m_A", f"[bold green]{result.m_active}[/] of capacity {result.capacity}")
+    if result.baselines is None:
+        table.add_row("classical estimators", "skipped (--no-baselines)")
+    else:
+        # One row, m_A first, so agreement (or not) is visible at a glance.
+        b = result.baselines
+        table.add_row(
+            "m_A | TwoNN | MLE | lPCA",
+            f"[bold green]{result.m_active}[/] | {b['twonn']:.2f} | {b['mle']:.2f} | {b['lpca']:.2f}",
+        )
     table.add_row("undecided dimensions", str(result.undecided))
     table.add_row("model", f"{kind}, preset {result.preset}, schedule {result.schedule}")
     table.add_row("source", result.source)
@@ -70,6 +79,8 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
     table.add_row("Wasserstein estimate W", f"{result.wasserstein:.4f}")
     fd = "n/a" if result.frechet_distance is None else f"{result.frechet_distance:.4f}"
     table.add_row("Frechet distance (data space)", fd)
+    if result.precision is not None:
+        table.add_row("precision / recall (k = 3)", f"{result.precision:.3f} / {result.recall:.3f}")
     table.add_row("NAC (active dims)", "n/a" if result.nac is None else f"{result.nac:.4f}")
     mask = " ".join(f"{v:.2f}" for v in sorted(result.mask, reverse=True))
     table.add_row("mask (sorted)", mask)
@@ -91,6 +102,7 @@ def estimate(
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, mask_history.csv and covariance.npy.")] = None,
     export: Annotated[Optional[Path], typer.Option(help="Also write the masked generator as ONNX to this file (see `latentdim export`).")] = None,
+    no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Skip the classical estimators (TwoNN, MLE, local PCA on up to 5,000 samples) shown beside m_A.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout and nothing else there.")] = False,
 ) -> None:
     """Estimate the latent dimension m_A of a data set.
@@ -99,7 +111,7 @@ def estimate(
     """
     from latentdim.api import estimate as run_estimate
     from latentdim.progress import training_progress
-    from latentdim.train import TrainConfig
+    from latentdim.train import NO_MASK_MAX_STEPS, TrainConfig
 
     if schedule is Schedule.reference:
         if closing_pressure is not None:
@@ -110,7 +122,7 @@ def estimate(
     if max_steps is not None:
         config.max_steps = max_steps
     elif no_mask:
-        config.max_steps = 10000  # nothing to settle: a fixed budget for the baseline
+        config.max_steps = NO_MASK_MAX_STEPS
     if closing_pressure is not None:
         if closing_pressure < 0:
             fail(f"--closing-pressure must be >= 0, got {closing_pressure}")
@@ -124,6 +136,7 @@ def estimate(
             result = run_estimate(
                 source, capacity, key=key, use_mask=not no_mask, seed=seed, device=device.value,
                 config=config, width=width, out=out, export=export, on_step=on_step,
+                baselines=not no_baselines,
             )
     except LatentdimError as e:
         fail(str(e))

@@ -21,6 +21,7 @@ from latentdim.models import MaskAAE, count_active, count_undecided
 from latentdim.optim import TF1RMSprop
 
 LAMBDA3_CAP = 2048.0  # SPEC §4
+NO_MASK_MAX_STEPS = 10_000  # step budget of the --no-mask baseline, which has no mask to settle
 
 
 @dataclass

@@ -31,6 +31,30 @@ def test_generated_data_is_in_user_units():
     assert result.frechet_distance < 100.0
 
 
+def test_baselines_and_precision_recall():
+    # 200 points uniform on a random 2-D plane in R^6: every local PCA finds exactly 2 nonzero
+    # eigenvalues, so lPCA is 2 (closed form); TwoNN and MLE are statistical, near 2.
+    rng = np.random.default_rng(2)
+    basis = np.linalg.qr(rng.normal(size=(6, 2)))[0].T
+    x = (rng.uniform(size=(200, 2)) @ basis).astype("float32")
+    result = latentdim.estimate(x, capacity=3, config=TINY, width=16)
+    assert set(result.baselines) == {"twonn", "mle", "lpca"}
+    assert result.baselines["lpca"] == 2.0
+    assert 1.5 < result.baselines["twonn"] < 2.5 and 1.5 < result.baselines["mle"] < 2.5
+    assert 0.0 <= result.precision <= 1.0 and 0.0 <= result.recall <= 1.0
+    skipped = latentdim.estimate(x, capacity=3, config=TINY, width=16, baselines=False)
+    assert skipped.baselines is None and skipped.to_dict()["baselines"] is None
+
+
+def test_constant_data_fails_before_training_unless_baselines_are_skipped():
+    x = np.ones((100, 3), dtype="float32")
+    steps = []
+    with pytest.raises(latentdim.LatentdimError, match="no-baselines"):
+        latentdim.estimate(x, capacity=2, config=TINY, width=16, on_step=steps.append)
+    assert steps == []
+    assert latentdim.estimate(x, capacity=2, config=TINY, width=16, baselines=False).baselines is None
+
+
 def test_bad_capacity_and_too_few_samples():
     x = np.zeros((10, 3), dtype="float32")
     with pytest.raises(latentdim.LatentdimError, match="capacity"):

@@ -32,11 +32,30 @@ def test_json_is_the_only_stdout():
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)  # exactly one JSON object, nothing else
     for key in ("m_active", "capacity", "mask", "undecided", "steps", "seconds", "reconstruction_error",
-                "wasserstein", "frechet_distance", "nac", "seed", "preset", "source", "version"):
+                "wasserstein", "frechet_distance", "nac", "precision", "recall", "baselines", "seed", "preset",
+                "source", "version"):
         assert key in payload
     assert payload["capacity"] == 4 and len(payload["mask"]) == 4 and payload["steps"] == 5
     assert payload["source"] == "synthetic:n=2,d=8,samples=200,seed=0"
     assert payload["m_active"] == sum(v >= 0.1 for v in payload["mask"])
+    assert set(payload["baselines"]) == {"twonn", "mle", "lpca"}
+    assert 0.0 <= payload["precision"] <= 1.0 and 0.0 <= payload["recall"] <= 1.0
+
+
+def test_table_shows_m_a_beside_the_classical_estimators():
+    result = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", *TINY)
+    assert result.exit_code == 0, result.output
+    row = next(ln for ln in result.stderr.splitlines() if "TwoNN" in ln)
+    assert "m_A" in row and "MLE" in row and "lPCA" in row
+    assert "precision / recall (k = 3)" in result.stderr
+
+
+def test_no_baselines_skips_them():
+    result = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--no-baselines", "--json", *TINY)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["baselines"] is None
+    table = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--no-baselines", *TINY)
+    assert "skipped (--no-baselines)" in table.stderr and "TwoNN" not in table.stderr
 
 
 def test_table_and_out_dir(tmp_path):
@@ -46,7 +65,7 @@ def test_table_and_out_dir(tmp_path):
     assert "active dimensions m_A" in result.stderr
     assert result.stdout == ""
     saved = json.loads((out / "result.json").read_text())
-    assert saved["capacity"] == 4
+    assert saved["capacity"] == 4 and set(saved["baselines"]) == {"twonn", "mle", "lpca"}
     history = (out / "mask_history.csv").read_text().splitlines()
     assert history[0] == "step,mu_0,mu_1,mu_2,mu_3" and len(history) >= 2
     assert np.load(out / "covariance.npy").shape == (4, 4)

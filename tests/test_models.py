@@ -56,6 +56,8 @@ def test_mlp_shapes():
 def test_bad_specs():
     with pytest.raises(LatentdimError, match="capacity"):
         build_model(ModelSpec("mlp", (7,), 0))
+    with pytest.raises(LatentdimError, match="width"):
+        build_model(ModelSpec("mlp", (7,), 2, width=0))
     with pytest.raises(LatentdimError, match="unknown preset"):
         build_model(ModelSpec("nope", (7,), 2))
     with pytest.raises(LatentdimError, match="needs vectors"):

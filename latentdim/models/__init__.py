@@ -46,6 +46,8 @@ def build_model(spec: ModelSpec) -> MaskAAE:
     """
     if spec.capacity < 1:
         raise LatentdimError(f"capacity must be at least 1, got {spec.capacity}")
+    if spec.width is not None and spec.width < 1:
+        raise LatentdimError(f"width must be at least 1, got {spec.width}")
     if spec.preset == "mlp":
         if len(spec.data_shape) != 1:
             raise LatentdimError(f"preset 'mlp' needs vectors, got samples of shape {spec.data_shape}")
