@@ -42,7 +42,10 @@ class TrainConfig:
     schedule: str = "latentdim"  # "latentdim" (closing pressure, then polariser) or "reference" (SPEC §4)
     warmup_steps: int = 500  # latentdim schedule: mask frozen while the auto-encoder starts
     closing_pressure: float = 5.0  # beta of the closing phase (latentdim schedule only)
-    closing_polariser: float | None = None  # lambda3 during the closing phase; None = 2/m (SPEC §4 start)
+    # lambda3 during warm-up and closing (None: 2/m, SPEC §4's start). Half of beta: the net push
+    # on a fully open dim is half that on a half-open one, which stops the open mu drifting down
+    # until a needed dim falls below 0.1 (docs/mask-dynamics.md).
+    closing_polariser: float | None = 2.5
     settle_window: int = 1500  # closing phase ends once m_A is unchanged for this many steps
     polish_double_every: int = 50  # polish phase: lambda3 doubles this often (steps)
     stable_window: int = 500  # polish ends once no dim is undecided and m_A is unchanged this long
@@ -55,8 +58,8 @@ class TrainConfig:
     def reference(cls, **overrides: Any) -> TrainConfig:
         """The papers' method: mask rate 5e-4, no closing pressure, lambda3 doubling every 4R steps."""
         values = dict(
-            lr_mask=5e-4, schedule="reference", closing_pressure=0.0, max_steps=500_000, warmup_steps=0,
-            refine_steps=0, restandardise_every=0,
+            lr_mask=5e-4, schedule="reference", closing_pressure=0.0, closing_polariser=None, max_steps=500_000,
+            warmup_steps=0, refine_steps=0, restandardise_every=0,
         )
         return cls(**{**values, **overrides})
 

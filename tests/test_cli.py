@@ -6,25 +6,10 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
-
-from latentdim.cli import app
-
-runner = CliRunner()
+from clihelpers import one_error_line, run
 TINY = ["--width", "16", "--max-steps", "5", "--batch-size", "16"]
 
 
-def run(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error:")
-    return lines[0]
 
 
 def test_json_is_the_only_stdout():

@@ -18,35 +18,22 @@ import torch
 from onnx import TensorProto, helper
 from PIL import Image
 from torch import nn
-from typer.testing import CliRunner
 
 import latentdim
+from clihelpers import one_error_line, run
 from latentdim import onnx_format
 from latentdim.checkpoint import load_checkpoint
-from latentdim.cli import app
 from latentdim.export import export_model, export_onnx
 from latentdim.models import MaskAAE, ModelSpec
 from latentdim.models.mask import Mask
 from latentdim.sample import open_generator, sample
 from latentdim.train import TrainConfig
 
-runner = CliRunner()
 # mu = 1 - exp(-theta) = [0.865, 0, 0.393, 0.950]: coordinate 1 closed, m_A = 3, active [0, 2, 3].
 THETA = [2.0, 0.0, 0.5, 3.0]
 ACTIVE = [0, 2, 3]
 
 
-def run(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error:")
-    return lines[0]
 
 
 def ort_run(path, z: np.ndarray) -> np.ndarray:

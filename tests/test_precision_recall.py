@@ -87,7 +87,7 @@ def test_far_from_the_origin_is_still_exact():
 
 def test_bad_input_raises():
     x = np.zeros((10, 2))
-    with pytest.raises(LatentdimError, match="more than 3"):
+    with pytest.raises(LatentdimError, match="at least 4"):
         precision_recall(x[:3], x)
     with pytest.raises(LatentdimError, match="features"):
         precision_recall(x, np.zeros((10, 3)))

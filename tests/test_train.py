@@ -29,14 +29,15 @@ def test_latentdim_schedule_phases():
     cfg = TrainConfig(closing_pressure=5.0, settle_window=10, polish_double_every=4, stable_window=6,
                       warmup_steps=0, refine_steps=0)
     s = MaskSchedule(cfg, capacity=8)
-    assert s.phase == "close" and s.beta() == 5.0 and s.lambda3(100) == 2 / 8
+    assert s.phase == "close" and s.beta() == 5.0 and s.lambda3(100) == 2.5  # closing_polariser
     for step, m_active in enumerate([8, 7, 7, 6] + [6] * 9, start=1):
         assert not s.observe(step, m_active, undecided=1)
     assert s.phase == "close"  # m_A last changed at step 4: held 9 < 10 steps
     assert not s.observe(14, 6, undecided=1)
     assert s.phase == "polish" and s.beta() == 0.0
-    assert s.lambda3(14) == 2 / 8 * 2  # the first polish doubling is immediate
-    assert s.lambda3(14 + 8) == 2 / 8 * 8
+    assert s.lambda3(14) == 2.5 * 2  # the first polish doubling is immediate
+    assert s.lambda3(14 + 8) == 2.5 * 8
+    assert s.lambda3(14 + 400) == LAMBDA3_CAP
     assert not s.observe(15, 6, undecided=0)  # polish must last stable_window steps
     assert s.observe(20, 6, undecided=0)
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from latentdim.errors import LatentdimError
+from latentdim.metrics._validate import finite_rows
 
 
 def normalised_abs_covariance(codes: np.ndarray) -> np.ndarray:
@@ -73,14 +74,7 @@ def nac(
 
 def _check_codes(codes: np.ndarray) -> np.ndarray:
     """Validate and convert codes (N, k) to float64; see the public functions for the rules."""
-    codes = np.asarray(codes, dtype=np.float64)
-    if codes.ndim != 2:
-        raise LatentdimError(f"codes must be a 2-D array (N, m), got shape {codes.shape}")
-    if codes.shape[0] < 2:
-        raise LatentdimError(f"a covariance needs at least 2 encoded samples, got {codes.shape[0]}")
-    if not np.isfinite(codes).all():
-        raise LatentdimError("codes contain NaN or inf; the encoder may have diverged")
-    return codes
+    return finite_rows(codes, "codes", 2, "a covariance")
 
 
 def _active_indices(active: np.ndarray | Sequence[int] | None, m: int) -> np.ndarray:

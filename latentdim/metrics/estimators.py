@@ -25,6 +25,7 @@ from scipy.spatial import cKDTree
 from threadpoolctl import threadpool_limits
 
 from latentdim.errors import LatentdimError
+from latentdim.metrics._validate import finite_rows
 
 #: skdim ``TwoNN`` default: fraction of the largest ratios r2 / r1 left out of the fit.
 TWONN_DISCARD_FRACTION = 0.1
@@ -244,11 +245,4 @@ def classical_estimates(x: np.ndarray, max_points: int = MAX_POINTS, seed: int =
 
 def _check_points(x: np.ndarray) -> np.ndarray:
     """Validate points (N, D) and convert them to float64; N >= 2 (distances need a pair)."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise LatentdimError(f"samples must be a 2-D array (N, D), got shape {x.shape}")
-    if x.shape[0] < 2:
-        raise LatentdimError(f"nearest neighbours need at least 2 samples, got {x.shape[0]}")
-    if not np.isfinite(x).all():
-        raise LatentdimError("samples contain NaN or inf")
-    return x
+    return finite_rows(x, "samples", 2, "a nearest-neighbour estimate")

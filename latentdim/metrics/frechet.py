@@ -14,6 +14,7 @@ import numpy as np
 from scipy import linalg
 
 from latentdim.errors import LatentdimError
+from latentdim.metrics._validate import finite_rows
 
 # pytorch-fid's tolerance: imaginary parts of sqrtm's diagonal below this are rounding noise.
 IMAG_ATOL = 1e-3
@@ -106,13 +107,7 @@ def gaussian_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         LatentdimError: if ``x`` is not 2-D, has fewer than 2 rows, or holds NaN or inf.
     """
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise LatentdimError(f"samples must be a 2-D array (N, d), got shape {x.shape}")
-    if x.shape[0] < 2:
-        raise LatentdimError(f"a covariance needs at least 2 samples, got {x.shape[0]}")
-    if not np.isfinite(x).all():
-        raise LatentdimError("samples contain NaN or inf")
+    x = finite_rows(x, "samples", 2, "a covariance")
     mu = x.mean(axis=0)
     # atleast_2d: np.cov returns a 0-d array when d == 1.
     sigma = np.atleast_2d(np.cov(x, rowvar=False))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from latentdim.errors import LatentdimError
+from latentdim.metrics._validate import finite_rows
 
 #: Neighbour index of the radius; the paper's choice.
 K_NEIGHBOUR = 3
@@ -111,11 +112,5 @@ def _sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _check(x: np.ndarray, name: str, k: int) -> np.ndarray:
     """Validate a sample set (N, D) with N > k and convert it to float64."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise LatentdimError(f"{name} samples must be a 2-D array (N, D), got shape {x.shape}")
-    if x.shape[0] <= k:
-        raise LatentdimError(f"precision and recall with k = {k} need more than {k} {name} samples, got {x.shape[0]}")
-    if not np.isfinite(x).all():
-        raise LatentdimError(f"{name} samples contain NaN or inf")
-    return x
+    # More than k rows: each point needs k neighbours other than itself.
+    return finite_rows(x, f"{name} samples", k + 1, f"precision and recall with k = {k}")

@@ -1,0 +1,22 @@
+"""Shared helpers for tests that drive the command line through Typer's CliRunner."""
+
+from typer.testing import CliRunner
+
+from latentdim.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    """Invokes ``latentdim ARGS...`` in-process; paths may be passed as Path objects."""
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result) -> str:
+    """Asserts the run failed the way bad input must: exit code 2, one ``error:`` line, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    return lines[0]
