@@ -51,7 +51,7 @@ def test_gradient_penalty_of_linear_critic():
     with torch.no_grad():
         critic.weight.copy_(torch.tensor([[3.0, 4.0]]))
     prior, encoded = torch.randn(8, 2), torch.randn(8, 2)
-    assert math.isclose(float(losses.gradient_penalty(critic, prior, encoded)), 16.0, rel_tol=1e-5)
+    assert math.isclose(float(losses.gradient_penalty(critic, prior, encoded).detach()), 16.0, rel_tol=1e-5)
 
 
 def test_reconstruction_kinds():
