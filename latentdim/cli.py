@@ -127,10 +127,6 @@ def estimate(
         if closing_pressure < 0:
             fail(f"--closing-pressure must be >= 0, got {closing_pressure}")
         config.closing_pressure = closing_pressure
-    if capacity < 1:
-        fail(f"--capacity must be at least 1, got {capacity}")
-    if max_steps is not None and max_steps < 1:
-        fail(f"--max-steps must be at least 1, got {max_steps}")
     try:
         with training_progress(config.max_steps, err_console) as on_step:
             result = run_estimate(
