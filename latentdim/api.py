@@ -10,7 +10,7 @@ import csv
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,19 @@ import torch
 from latentdim import losses
 from latentdim.checkpoint import atomic_write, save_checkpoint
 from latentdim.data import Standardiser, VectorData, from_array, load_source
+from latentdim.data.vectors import SYNTHETIC_PREFIX
 from latentdim.errors import LatentdimError
 from latentdim.metrics import classical_estimates, frechet_distance_samples, nac, precision_recall
-from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, count_undecided
+from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, count_undecided, is_image_preset
+from latentdim.models.conv import IMAGE_PRESETS, conv_levels
 from latentdim.models.mask import ACTIVE_THRESHOLD
-from latentdim.train import NO_MASK_MAX_STEPS, StepStats, TrainConfig, TrainOutcome, history_array, train
+from latentdim.train import NO_MASK_MAX_STEPS, StepStats, TrainConfig, TrainOutcome, history_array, model_input, train
 
 #: Samples used for the final diagnostics (reconstruction, W, Frechet distance, NAC).
 EVAL_SAMPLES = 5000
+#: The pixel-space Frechet distance needs a D x D matrix square root; above this many pixels it is
+#: skipped (FID in Inception features is the measure for large images).
+MAX_FRECHET_PIXELS = 4096
 
 
 @dataclass
@@ -51,7 +56,9 @@ class EstimateResult:
     baselines: dict[str, float] | None  # classical estimates {"twonn", "mle", "lpca"}; None when skipped
     seed: int
     preset: str
+    data_shape: list[int]  # shape of one sample as the model sees it: [d] or [C, H, W]
     source: str
+    skipped_files: int  # unreadable image files skipped while loading (image folders; 0 otherwise)
     version: str
     device: str
     schedule: str  # "latentdim" or "reference"
@@ -59,6 +66,7 @@ class EstimateResult:
     covariance: np.ndarray | None = field(default=None, repr=False)  # full normalised |cov| (m, m)
     history_steps: np.ndarray | None = field(default=None, repr=False)  # (T,)
     history_mask: np.ndarray | None = field(default=None, repr=False)  # (T, m)
+    files: dict[str, str] = field(default_factory=dict)  # what was written to ``out``: name -> path
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (arrays excluded)."""
@@ -79,46 +87,162 @@ def resolve_device(device: str) -> torch.device:
     raise LatentdimError(f"unknown device '{device}'; use auto, cpu or cuda")
 
 
-def _load(source: Any, key: str | None) -> VectorData:
+@dataclass
+class LoadedData:
+    """Training data as it reaches the model, with what :func:`estimate` reports about it."""
+
+    array: np.ndarray  # (N, d) float32 vectors, or (N, C, H, W) uint8 images
+    source: str
+    preset: str
+    skipped: int = 0  # unreadable image files skipped
+    skipped_examples: list[str] = field(default_factory=list)
+
+    @property
+    def images(self) -> bool:
+        return self.array.ndim == 4
+
+
+def _is_image_source(source: Any, key: str | None) -> bool:
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    path = os.fspath(source)
+    if isinstance(source, str) and source.startswith(SYNTHETIC_PREFIX):
+        return False
+    if os.path.isdir(path):
+        return True
+    if os.path.isfile(path) and h5py_is_hdf5(path):
+        from latentdim.data.images import is_image_hdf5
+
+        return is_image_hdf5(path, key)
+    return False
+
+
+def h5py_is_hdf5(path: str) -> bool:
+    import h5py
+
+    try:
+        return bool(h5py.is_hdf5(path))
+    except OSError:
+        return False
+
+
+def _default_conv_size(native: tuple[int, int, int]) -> int:
+    """The ``conv`` preset's resolution for data of native shape (C, H, W): the shorter side when the
+    preset takes it, else the nearest of 16, 32, 64, 128 below it (at least 16)."""
+    side = min(native[1:])
+    if 8 <= side <= 128 and conv_levels(side) >= 1:
+        return side
+    for size in (128, 64, 32, 16):
+        if side >= size:
+            return size
+    return 16
+
+
+def plan_images(
+    preset: str, native: tuple[int, int, int], channels: int | None, image_size: int | None
+) -> tuple[str, tuple[int, int, int]]:
+    """The preset and the (C, S, S) shape images are converted to.
+
+    ``auto`` maps 28x28x1 to ``mnist``, 32x32x3 to ``cifar``, 64x64x3 to ``celeba`` and anything
+    else to ``conv`` at :func:`_default_conv_size`. A named preset converts the images to its own
+    channels and resolution (``--channels`` / ``--image-size`` override; the preset checks the
+    result).
+    """
+    if preset not in ("auto", *IMAGE_PRESETS):
+        raise LatentdimError(f"preset '{preset}' is for vectors; images take one of: auto, {', '.join(IMAGE_PRESETS)}")
+    c = channels or native[0]
+    if preset == "auto":
+        size = image_size or min(native[1:])
+        for name in ("mnist", "cifar", "celeba"):
+            if IMAGE_PRESETS[name][1] == (c, size, size):
+                return name, (c, size, size)
+        size = image_size or _default_conv_size(native)
+        return "conv", (c, size, size)
+    fixed = IMAGE_PRESETS[preset][1]
+    if fixed is None:
+        size = image_size or _default_conv_size(native)
+        return preset, (c, size, size)
+    return preset, (channels or fixed[0], image_size or fixed[1], image_size or fixed[2])
+
+
+def _load(
+    source: Any, key: str | None, preset: str, channels: int | None, image_size: int | None, strict: bool
+) -> LoadedData:
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8):
+        raise LatentdimError(f"--image-size must be an integer of at least 8, got {image_size!r}")
+    if channels is not None and channels not in (1, 3):
+        raise LatentdimError(f"--channels must be 1 or 3, got {channels!r}")
+    if _is_image_source(source, key):
+        from latentdim.data.images import load_images, native_image_shape
+
+        native = native_image_shape(source, key=key, channels=channels)
+        name, shape = plan_images(preset, native, channels, image_size)
+        data = load_images(source, key=key, channels=shape[0], size=shape[1], strict=strict)
+        return LoadedData(data.images, data.source, name, data.skipped, list(data.skipped_examples))
+    if image_size is not None or channels is not None:
+        raise LatentdimError("--image-size and --channels apply to images (a folder or an HDF5 image array), not vectors")
     if isinstance(source, VectorData):
-        return source
-    if isinstance(source, (str, os.PathLike)):
-        return load_source(source, key=key)
-    return from_array(source)
+        vectors = source
+    elif isinstance(source, (str, os.PathLike)):
+        vectors = load_source(source, key=key)
+    else:
+        vectors = from_array(source)
+    return LoadedData(vectors.x, vectors.source, choose_preset(preset, vectors.x.shape[1:]))
 
 
 def choose_preset(preset: str, data_shape: tuple[int, ...]) -> str:
-    """``auto`` picks the preset from the data's shape (vectors -> ``mlp``)."""
-    if preset != "auto":
-        return preset
-    if len(data_shape) == 1:
+    """``auto`` picks ``mlp`` for vectors; an image preset on vectors is an error."""
+    if preset == "auto":
         return "mlp"
-    raise LatentdimError(f"no preset for samples of shape {data_shape} yet; vectors (N, d) are supported")
+    if is_image_preset(preset):
+        raise LatentdimError(
+            f"preset '{preset}' needs images (a folder or an HDF5 array (N, H, W[, C])); "
+            f"this data holds vectors of shape {data_shape}: use --preset mlp or auto"
+        )
+    return preset
+
+
+def _chunked(net: torch.nn.Module, x: torch.Tensor, rows: int = 500) -> torch.Tensor:
+    """``net(x)`` in pieces of ``rows`` (eval mode, so batch norm does not care): convolutional
+    activations of 5,000 images at once would take gigabytes."""
+    return torch.cat([net(part) for part in x.split(rows)])
 
 
 @torch.no_grad()
-def evaluate(model: MaskAAE, data: torch.Tensor, standardiser: Standardiser, reconstruction: str) -> dict[str, Any]:
-    """Final diagnostics on ``data`` (N, d), standardised, at most :data:`EVAL_SAMPLES` rows.
+def evaluate(model: MaskAAE, data: torch.Tensor, standardiser: Standardiser | None, reconstruction: str) -> dict[str, Any]:
+    """Final diagnostics on ``data``: at most :data:`EVAL_SAMPLES` rows as the model sees them
+    (standardised vectors, or uint8 / [0, 1] images).
 
-    Returns reconstruction error, W, the data-space Frechet distance between generated and real
-    vectors (SPEC §7), improved precision and recall of generated against real in the same space
-    (None with 3 or fewer rows), NAC over the active dims and the full normalised covariance matrix.
+    Returns reconstruction error, W, the Frechet distance between generated and real data in
+    data space (SPEC §7: user units for vectors, pixels in [0, 1] for images of up to
+    :data:`MAX_FRECHET_PIXELS` values), improved precision and recall of generated against real
+    in the same space (None with 3 or fewer rows), NAC over the active dims and the full
+    normalised covariance matrix, plus ``generated`` and ``reconstructed`` samples in user units.
     """
     model.eval()
+    x = model_input(data)
     mu = model.mask()
-    codes = model.encoder(data)
-    rec = float(losses.reconstruction(model.decoder(mu * codes), data, reconstruction))
-    z = mu * torch.randn(data.shape[0], mu.shape[0], device=data.device)
+    codes = _chunked(model.encoder, x)
+    decoded = _chunked(model.decoder, mu * codes)
+    rec = float(losses.reconstruction(decoded, x, reconstruction))
+    z = mu * torch.randn(x.shape[0], mu.shape[0], device=x.device)
     w = float(losses.wasserstein(model.critic(z), model.critic(mu * codes)))
-    generated = standardiser.inverse(model.decoder(z).cpu().numpy())
-    real = standardiser.inverse(data.cpu().numpy())
-    fd = frechet_distance_samples(generated, real) if data.shape[0] >= 2 else None
+    out = _chunked(model.decoder, z)
+    if standardiser is None:  # images: the decoder gives logits (SPEC §3)
+        generated, reconstructed, real = (torch.sigmoid(out).cpu().numpy(), torch.sigmoid(decoded).cpu().numpy(), x.cpu().numpy())
+    else:
+        generated = standardiser.inverse(out.cpu().numpy())
+        reconstructed = standardiser.inverse(decoded.cpu().numpy())
+        real = standardiser.inverse(x.cpu().numpy())
+    flat_gen, flat_real = generated.reshape(len(generated), -1), real.reshape(len(real), -1)
+    small = flat_real.shape[1] <= MAX_FRECHET_PIXELS or standardiser is not None
+    fd = frechet_distance_samples(flat_gen, flat_real) if x.shape[0] >= 2 and small else None
     # k = 3 needs a 3rd neighbour besides the point itself.
-    precision, recall = precision_recall(real, generated) if data.shape[0] > 3 else (None, None)
+    precision, recall = precision_recall(flat_real, flat_gen) if x.shape[0] > 3 and small else (None, None)
     nac_value, matrix = nac(codes.cpu().numpy().astype(np.float64), (mu >= ACTIVE_THRESHOLD).cpu().numpy())
     return {
         "reconstruction_error": rec, "wasserstein": w, "frechet_distance": fd, "precision": precision, "recall": recall,
-        "nac": nac_value, "covariance": matrix,
+        "nac": nac_value, "covariance": matrix, "generated": generated, "reconstructed": reconstructed, "real": real,
     }
 
 
@@ -138,14 +262,30 @@ def prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
     return path
 
 
-def write_outputs(out: Path, result: EstimateResult, model: MaskAAE, spec: ModelSpec, extra: dict[str, Any]) -> None:
-    """``result.json``, ``checkpoint.pt``, ``mask_history.csv`` and ``covariance.npy`` in ``out``."""
-    save_checkpoint(out / "checkpoint.pt", model, spec, extra)
-    payload = (json.dumps(result.to_dict(), indent=2) + "\n").encode()
-    atomic_write(out / "result.json", lambda f: f.write(payload))
+#: Images in the sample grid and real/reconstructed pairs in the reconstruction grid.
+GRID_SAMPLES, GRID_PAIRS = 64, 30
+
+
+def write_outputs(
+    out: Path, result: EstimateResult, model: MaskAAE, spec: ModelSpec, extra: dict[str, Any], diag: dict[str, Any]
+) -> None:
+    """Writes everything a run leaves in ``out`` and lists it in ``result.files``:
+    ``result.json``, ``checkpoint.pt``, ``mask_history.csv`` and ``.png``, ``covariance.npy`` and
+    its heat map ``covariance.png``, and for images ``samples.png`` (generated) and
+    ``reconstructions.png`` (real rows over their reconstructions)."""
+    from latentdim import pictures
+
+    files: dict[str, Path] = {"checkpoint": out / "checkpoint.pt"}
+    save_checkpoint(files["checkpoint"], model, spec, extra)
     if result.covariance is not None:
-        atomic_write(out / "covariance.npy", lambda f: np.save(f, result.covariance))
-    if result.history_steps is not None:
+        files["covariance"] = out / "covariance.npy"
+        atomic_write(files["covariance"], lambda f: np.save(f, result.covariance))
+        active = np.asarray(result.active, dtype=np.int64)
+        files["covariance_heatmap"] = pictures.save_covariance_heatmap(
+            result.covariance, out / "covariance.png", active=active,
+            title=f"normalised |covariance| of the codes, {len(active)} active dims",
+        )
+    if result.history_steps is not None and len(result.history_steps):
         rows = [["step"] + [f"mu_{j}" for j in range(result.capacity)]]
         rows += [[int(s)] + [f"{v:.6g}" for v in mu] for s, mu in zip(result.history_steps, result.history_mask)]
 
@@ -156,7 +296,21 @@ def write_outputs(out: Path, result: EstimateResult, model: MaskAAE, spec: Model
             csv.writer(text).writerows(rows)
             f.write(text.getvalue().encode())
 
-        atomic_write(out / "mask_history.csv", write_csv)
+        files["mask_history"] = out / "mask_history.csv"
+        atomic_write(files["mask_history"], write_csv)
+        files["mask_history_plot"] = pictures.save_mask_history(
+            result.history_steps, result.history_mask, out / "mask_history.png", threshold=ACTIVE_THRESHOLD,
+            title=f"mask values over training (capacity {result.capacity})",
+        )
+    if len(spec.data_shape) == 3:
+        files["samples"] = pictures.save_sample_grid(diag["generated"][:GRID_SAMPLES], out / "samples.png")
+        files["reconstructions"] = pictures.save_reconstruction_grid(
+            diag["real"][:GRID_PAIRS], diag["reconstructed"][:GRID_PAIRS], out / "reconstructions.png"
+        )
+    files["result"] = out / "result.json"
+    result.files = {name: str(path) for name, path in files.items()}
+    payload = (json.dumps(result.to_dict(), indent=2) + "\n").encode()
+    atomic_write(files["result"], lambda f: f.write(payload))
 
 
 def estimate(
@@ -165,6 +319,9 @@ def estimate(
     *,
     key: str | None = None,
     preset: str = "auto",
+    channels: int | None = None,
+    image_size: int | None = None,
+    strict: bool = False,
     use_mask: bool = True,
     seed: int = 0,
     device: str = "auto",
@@ -179,18 +336,26 @@ def estimate(
     """Trains a MaskAAE on ``source`` and returns the estimated latent dimension m_A.
 
     Args:
-        source: a path to an HDF5 file, ``"synthetic:n=8[,d=..,samples=..,seed=..]"``, or an
+        source: a folder of images, a path to an HDF5 file (vectors (N, d) or images (N, H, W),
+            (N, H, W, C), (N, C, H, W)), ``"synthetic:n=8[,d=..,samples=..,seed=..]"``, or an
             array-like of shape (N, d).
         capacity: latent size m to start from; choose it generously above the expected answer.
         key: dataset name inside an HDF5 file (optional when it holds exactly one).
-        preset: architecture preset (SPEC §5), or ``"auto"`` to choose from the data's shape.
+        preset: architecture preset (SPEC §5: ``mlp``, ``mnist``, ``fmnist``, ``cifar``,
+            ``celeba``, or ``conv`` for images of other sizes), or ``"auto"`` to choose from the
+            data's shape.
+        channels: images only: 1 or 3 to force grayscale or colour (default: from the data, or
+            the preset's).
+        image_size: images only: resize and centre-crop to this square size (default: the
+            preset's resolution).
+        strict: images only: an unreadable file is an error instead of being skipped and counted.
         use_mask: False trains the WAE-GP baseline (mask fixed at one).
         seed: seeds model initialisation and training; a CPU run is repeatable.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         config: training hyper-parameters and schedule; defaults to ``TrainConfig()`` (with
             ``max_steps=10000`` for the mask-free baseline, which has nothing to settle).
         width: hidden-layer width override (small models for tests and quick looks).
-        out: folder for ``result.json``, the checkpoint and the mask history.
+        out: folder for ``result.json``, the checkpoint, the mask history and the pictures.
         export: ONNX file for the masked generator (see :mod:`latentdim.export`).
         on_step: called with :class:`StepStats` during training (progress display).
         should_stop: polled every step; True stops training early.
@@ -220,22 +385,28 @@ def estimate(
         from latentdim.export import check_output_path
 
         check_output_path(Path(export))  # fail before training, not after
-    data = _load(source, key)
-    n_samples = data.x.shape[0]
+    data = _load(source, key, preset, channels, image_size, strict)
+    n_samples = data.array.shape[0]
     if n_samples < config.batch_size:
         raise LatentdimError(
             f"{data.source} has {n_samples} samples, fewer than one batch of {config.batch_size}; "
             "add data or lower --batch-size"
         )
-    spec = ModelSpec(choose_preset(preset, data.x.shape[1:]), tuple(data.x.shape[1:]), capacity, width, use_mask)
+    if config.reconstruction is None:  # SPEC §3: BCE with a sigmoid decoder for images, MSE for vectors
+        config = replace(config, reconstruction="bce" if data.images else "mse")
+    spec = ModelSpec(data.preset, tuple(data.array.shape[1:]), capacity, width, use_mask)
+    torch.manual_seed(seed)
+    model = build_model(spec).to(dev)  # before the baselines: a preset that does not fit fails at once
     # Issue 4: classical estimates on the raw samples in user units; before training, so degenerate
     # data fails in seconds rather than after the run.
-    baseline_values = classical_estimates(data.x.reshape(n_samples, -1), seed=seed) if baselines else None
-    standardiser = Standardiser.fit(data.x)
-    x = torch.from_numpy(standardiser.transform(data.x)).to(dev)
+    baseline_values = classical_estimates(data.array.reshape(n_samples, -1), seed=seed) if baselines else None
+    if data.images:
+        standardiser = None
+        x = torch.from_numpy(np.ascontiguousarray(data.array)).to(dev)  # uint8; batches become [0, 1] floats
+    else:
+        standardiser = Standardiser.fit(data.array)
+        x = torch.from_numpy(standardiser.transform(data.array)).to(dev)
 
-    torch.manual_seed(seed)
-    model = build_model(spec).to(dev)
     outcome: TrainOutcome = train(model, x, config, on_step=on_step, should_stop=should_stop)
 
     eval_idx = torch.randperm(n_samples)[: min(n_samples, EVAL_SAMPLES)].to(dev)
@@ -260,7 +431,9 @@ def estimate(
         baselines=baseline_values,
         seed=seed,
         preset=spec.preset,
+        data_shape=list(spec.data_shape),
         source=data.source,
+        skipped_files=data.skipped,
         version=__version__,
         device=dev.type,
         schedule=config.schedule,
@@ -271,14 +444,14 @@ def estimate(
     )
     extra = {
         "config": asdict(config),
-        "standardiser": standardiser.to_dict(),
+        "standardiser": None if standardiser is None else standardiser.to_dict(),
         "step": outcome.steps,
         "seed": seed,
         "source": data.source,
         "result": result.to_dict(),
     }
     if out_dir is not None:
-        write_outputs(out_dir, result, model, spec, extra)
+        write_outputs(out_dir, result, model, spec, extra, diag)
     if export is not None:
         from latentdim.export import export_model
 

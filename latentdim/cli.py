@@ -30,6 +30,16 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class Preset(str, Enum):
+    auto = "auto"
+    mlp = "mlp"
+    mnist = "mnist"
+    fmnist = "fmnist"
+    cifar = "cifar"
+    celeba = "celeba"
+    conv = "conv"
+
+
 class Schedule(str, Enum):
     latentdim = "latentdim"
     reference = "reference"
@@ -73,12 +83,15 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
         )
     table.add_row("undecided dimensions", str(result.undecided))
     table.add_row("model", f"{kind}, preset {result.preset}, schedule {result.schedule}")
-    table.add_row("source", result.source)
+    shape = "x".join(map(str, result.data_shape))
+    table.add_row("source", f"{result.source} ({shape} per sample)")
+    if result.skipped_files:
+        table.add_row("skipped files", f"[yellow]{result.skipped_files} unreadable image files skipped[/] (--strict makes this an error)")
     table.add_row("steps", f"{result.steps} ({result.stop_reason}) in {result.seconds:.1f} s on {result.device}")
     table.add_row("reconstruction error", f"{result.reconstruction_error:.4f}")
     table.add_row("Wasserstein estimate W", f"{result.wasserstein:.4f}")
     fd = "n/a" if result.frechet_distance is None else f"{result.frechet_distance:.4f}"
-    table.add_row("Frechet distance (data space)", fd)
+    table.add_row("Frechet distance (data space)" if len(result.data_shape) == 1 else "Frechet distance (pixels)", fd)
     if result.precision is not None:
         table.add_row("precision / recall (k = 3)", f"{result.precision:.3f} / {result.recall:.3f}")
     table.add_row("NAC (active dims)", "n/a" if result.nac is None else f"{result.nac:.4f}")
@@ -89,9 +102,13 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
 
 @app.command()
 def estimate(
-    source: Annotated[str, typer.Argument(help="An HDF5 file of shape (N, d), or built-in data: synthetic:n=8[,d=128][,samples=20000][,seed=0].")],
+    source: Annotated[str, typer.Argument(help="A folder of images (png, jpg, bmp, gif, tiff, webp; read recursively), an HDF5 file of vectors (N, d) or images (N, H, W[, C]) / (N, C, H, W), or built-in data: synthetic:n=8[,d=128][,samples=20000][,seed=0].")],
     capacity: Annotated[int, typer.Option("--capacity", "-m", help="Latent size m to start from; pick it well above the dimension you expect.")] = 64,
     key: Annotated[Optional[str], typer.Option(help="Dataset inside the HDF5 file (optional when it holds exactly one).")] = None,
+    preset: Annotated[Preset, typer.Option(help="Architecture (SPEC §5). auto: vectors -> mlp, 28x28 gray -> mnist, 32x32 colour -> cifar, 64x64 colour -> celeba, other images -> conv (scales with --image-size).")] = Preset.auto,
+    channels: Annotated[Optional[int], typer.Option(help="Images: 1 (grayscale) or 3 (colour). [default: from the data, or the preset's]")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Images: resize the shorter side and centre-crop to this square size. [default: the preset's resolution]")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Images: stop at an unreadable file instead of skipping it (skipped files are counted in the summary).")] = False,
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the WAE-GP baseline: the same model with the mask fixed at one.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and training; the same seed repeats a CPU run exactly.")] = 0,
     device: Annotated[Device, typer.Option(help="auto uses a CUDA GPU when there is one.")] = Device.auto,
@@ -100,14 +117,15 @@ def estimate(
     closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask. [default: 5]")] = None,
     batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, mask_history.csv and covariance.npy.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions.")] = None,
     export: Annotated[Optional[Path], typer.Option(help="Also write the masked generator as ONNX to this file (see `latentdim export`).")] = None,
     no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Skip the classical estimators (TwoNN, MLE, local PCA on up to 5,000 samples) shown beside m_A.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout and nothing else there.")] = False,
 ) -> None:
     """Estimate the latent dimension m_A of a data set.
 
-    Example: latentdim estimate synthetic:n=8 --capacity 16
+    Examples: latentdim estimate synthetic:n=8 --capacity 16;
+    latentdim estimate ./images --capacity 128 --out runs/images
     """
     from latentdim.api import estimate as run_estimate
     from latentdim.progress import training_progress
@@ -130,7 +148,8 @@ def estimate(
     try:
         with training_progress(config.max_steps, err_console) as on_step:
             result = run_estimate(
-                source, capacity, key=key, use_mask=not no_mask, seed=seed, device=device.value,
+                source, capacity, key=key, preset=preset.value, channels=channels, image_size=image_size,
+                strict=strict, use_mask=not no_mask, seed=seed, device=device.value,
                 config=config, width=width, out=out, export=export, on_step=on_step,
                 baselines=not no_baselines,
             )
@@ -143,8 +162,9 @@ def estimate(
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
     else:
         err_console.print(result_table(result))
-        if out is not None:
-            err_console.print(f"wrote result.json, checkpoint.pt, mask_history.csv, covariance.npy to {out}")
+        if result.files:
+            names = ", ".join(Path(p).name for p in result.files.values())
+            err_console.print(f"wrote {names} to {out}", highlight=False, soft_wrap=True)
         if export is not None:
             err_console.print(f"wrote the generator (input z of size {result.m_active}) to {export}")
 

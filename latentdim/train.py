@@ -38,7 +38,9 @@ class TrainConfig:
     lr_generator: float = 1e-4  # SPEC §4
     lr_mask: float = 4e-3  # SPEC §4 says 5e-4; 8x faster closes as surely in a fraction of the steps
     critic_steps: int = 5  # critic updates per step (SPEC §4)
-    reconstruction: str = "mse"  # "mse" for standardised vectors, "bce" for images in [0, 1]
+    # "mse" for standardised vectors, "bce" for images in [0, 1]; None: chosen from the data by
+    # latentdim.estimate (train() itself reads None as "mse").
+    reconstruction: str | None = None
     schedule: str = "latentdim"  # "latentdim" (closing pressure, then polariser) or "reference" (SPEC §4)
     warmup_steps: int = 500  # latentdim schedule: mask frozen while the auto-encoder starts
     closing_pressure: float = 5.0  # beta of the closing phase (latentdim schedule only)
@@ -226,6 +228,12 @@ def restandardise_codes(model: MaskAAE, x: torch.Tensor, min_mu: float = 0.1) ->
     enc.bias.sub_(shift).div_(scale)
 
 
+def model_input(x: torch.Tensor) -> torch.Tensor:
+    """Training data as the model sees it: uint8 images (the compact cache) become floats in [0, 1];
+    float data passes through."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
 def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter]) -> None:
     # autograd.grad w.r.t. exactly these parameters: other networks on the path get no stray grads.
     grads = torch.autograd.grad(loss, params)
@@ -246,8 +254,9 @@ def train(
 
     Args:
         model: a freshly built MaskAAE on the same device as ``data``.
-        data: training samples (N, ...) already scaled for the model (standardised vectors or
-            images in [0, 1]); N must be at least one batch.
+        data: training samples (N, ...) already scaled for the model: standardised vectors, or
+            images as uint8 (converted to [0, 1] batch by batch) or floats in [0, 1]; N must be at
+            least one batch.
         config: hyper-parameters and schedule.
         on_step: called with the latest statistics every ``report_every`` steps and at the end.
         report_every: how often ``on_step`` is called.
@@ -267,12 +276,13 @@ def train(
     opt_gen = TF1RMSprop(enc_params, lr=config.lr_generator)
     opt_mask = TF1RMSprop([mask.theta], lr=config.lr_mask) if mask.enabled else None
     schedule = MaskSchedule(config, capacity, use_mask=mask.enabled)
+    rec_kind = config.reconstruction or "mse"
 
     n, s = data.shape[0], config.batch_size
     device = data.device
 
-    def batch() -> torch.Tensor:
-        return data[torch.randint(n, (s,), device=device)]
+    def batch(size: int = s) -> torch.Tensor:
+        return model_input(data[torch.randint(n, (size,), device=device)])
 
     def prior(mu: torch.Tensor) -> torch.Tensor:
         return mu * torch.randn(s, capacity, device=device)
@@ -288,14 +298,14 @@ def train(
         # 1. auto-encoder: reconstruction + variance penalty on (nearly) closed dims
         x = batch()
         codes = enc(x)
-        rec = losses.reconstruction(dec(mu * codes), x, config.reconstruction)
+        rec = losses.reconstruction(dec(mu * codes), x, rec_kind)
         _update(opt_ae, losses.ae_loss(rec, codes, mu), ae_params)
 
         # 2. critic (WGAN-GP) between masked codes and the masked prior
         # The encoder does not change during the critic updates, so their fresh batches are encoded
         # in one forward pass (the same numbers as one pass per batch, at a fraction of the cost).
         with torch.no_grad():
-            encoded_all = (mu * enc(data[torch.randint(n, (config.critic_steps * s,), device=device)])).split(s)
+            encoded_all = (mu * enc(batch(config.critic_steps * s))).split(s)
         for encoded in encoded_all:
             p = prior(mu)
             h_enc, h_prior = critic(encoded), critic(p)
@@ -312,7 +322,7 @@ def train(
             with torch.no_grad():
                 codes = enc(x)
             mu_g = mask()
-            rec_m = losses.reconstruction(dec(mu_g * codes), x, config.reconstruction)
+            rec_m = losses.reconstruction(dec(mu_g * codes), x, rec_kind)
             w = losses.wasserstein(critic(prior(mu_g)), critic(mu_g * codes))
             _update(opt_mask, losses.mask_loss(rec_m, w, mu_g, lambda3, beta), [mask.theta])
             mask.project()
@@ -325,8 +335,8 @@ def train(
         # out (mu 0.1-0.2) carry information again (docs/mask-dynamics.md).
         every = config.restandardise_every
         if every and schedule.phase == "refine" and (step - schedule.phase_start) % every == 0:
-            restandardise_codes(model, data[torch.randint(n, (min(n, 1024),), device=device)])
-        if step % config.history_every == 0 or done or step == 1:
+            restandardise_codes(model, batch(min(n, 1024)))
+        if step % config.history_every == 0 or done or step == 1 or step >= config.max_steps:
             outcome.history_steps.append(step)
             outcome.history_mask.append(mu_now.cpu().tolist())
         rec_value = float(rec.detach())

@@ -404,8 +404,8 @@ def load_source(source: str | os.PathLike[str], key: str | None = None) -> Vecto
         raise LatentdimError(f"no such file or folder: {path}")
     if os.path.isdir(path):
         raise LatentdimError(
-            f"{path} is a folder; this loader does not read image folders yet, "
-            "pass an HDF5 file or synthetic:n=8[,...]"
+            f"{path} is a folder; this loader reads vectors, image folders are read by "
+            "latentdim.data.images.load_images (latentdim.estimate chooses for you)"
         )
     try:
         is_hdf5 = h5py.is_hdf5(path)

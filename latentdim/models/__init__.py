@@ -8,9 +8,11 @@ from torch import nn
 
 from latentdim.errors import LatentdimError
 from latentdim.models.mask import Mask, count_active, count_undecided
+from latentdim.models.conv import IMAGE_PRESETS, check_image_shape
 from latentdim.models.mlp import mlp_critic, mlp_decoder, mlp_encoder
 
-PRESETS = ("mlp",)
+#: Every preset name (SPEC §5, plus ``conv`` for images of other sizes); ``auto`` chooses among them.
+PRESETS = ("mlp", *IMAGE_PRESETS)
 
 
 class MaskAAE(nn.Module):
@@ -59,7 +61,21 @@ def build_model(spec: ModelSpec) -> MaskAAE:
             mlp_critic(spec.capacity, dec_w),
             Mask(spec.capacity, enabled=spec.use_mask),
         )
+    if spec.preset in IMAGE_PRESETS:
+        problem = check_image_shape(spec.preset, spec.data_shape)
+        if problem is not None:
+            raise LatentdimError(problem)
+        builder = IMAGE_PRESETS[spec.preset][0]
+        encoder, decoder, critic = builder(spec.data_shape, spec.capacity, spec.width)
+        return MaskAAE(encoder, decoder, critic, Mask(spec.capacity, enabled=spec.use_mask))
     raise LatentdimError(f"unknown preset '{spec.preset}'; choose one of: {', '.join(PRESETS)}")
 
 
-__all__ = ["MaskAAE", "Mask", "ModelSpec", "PRESETS", "build_model", "count_active", "count_undecided"]
+def is_image_preset(preset: str) -> bool:
+    """True for the presets whose data are images (C, H, W) with a sigmoid decoder and BCE."""
+    return preset in IMAGE_PRESETS
+
+
+__all__ = [
+    "MaskAAE", "Mask", "ModelSpec", "PRESETS", "build_model", "count_active", "count_undecided", "is_image_preset",
+]

@@ -1,0 +1,156 @@
+"""Images end to end through latentdim.estimate and the CLI: preset choice, folder and HDF5 input,
+the pictures in --out, and bad input (one line, exit code 2)."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+import latentdim
+from latentdim.api import plan_images
+from latentdim.errors import LatentdimError
+from latentdim.train import TrainConfig
+from tests.clihelpers import one_error_line, run
+
+TINY = dict(width=8, baselines=False, config=TrainConfig(max_steps=4, warmup_steps=2, batch_size=8))
+
+
+def make_folder(path, n=24, size=(28, 28), mode="L", seed=0):
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    channels = 3 if mode == "RGB" else 1
+    images = (rng.random((n, size[1], size[0], channels)) * 255).astype(np.uint8)
+    for i, image in enumerate(images):
+        Image.fromarray(image[..., 0] if channels == 1 else image, mode=mode).save(path / f"{i:03d}.png")
+    return images
+
+
+@pytest.mark.parametrize(
+    ("native", "channels", "size", "expected"),
+    [
+        ((1, 28, 28), None, None, ("mnist", (1, 28, 28))),
+        ((3, 32, 32), None, None, ("cifar", (3, 32, 32))),
+        ((3, 64, 64), None, None, ("celeba", (3, 64, 64))),
+        ((3, 28, 28), None, None, ("conv", (3, 28, 28))),
+        ((1, 40, 60), None, None, ("conv", (1, 40, 40))),
+        ((3, 500, 375), None, None, ("conv", (3, 128, 128))),
+        ((1, 27, 27), None, None, ("conv", (1, 16, 16))),
+        ((3, 218, 178), None, 64, ("celeba", (3, 64, 64))),
+        ((1, 100, 100), None, 28, ("mnist", (1, 28, 28))),
+        ((3, 100, 100), 1, 28, ("mnist", (1, 28, 28))),
+    ],
+)
+def test_auto_preset_choice(native, channels, size, expected):
+    assert plan_images("auto", native, channels, size) == expected
+
+
+def test_named_preset_converts_to_its_own_shape():
+    assert plan_images("fmnist", (3, 64, 64), None, None) == ("fmnist", (1, 28, 28))
+    assert plan_images("cifar", (1, 28, 28), None, None) == ("cifar", (3, 32, 32))
+    assert plan_images("conv", (1, 40, 40), None, 32) == ("conv", (1, 32, 32))
+    with pytest.raises(LatentdimError, match="for vectors"):
+        plan_images("mlp", (1, 28, 28), None, None)
+
+
+def test_folder_run_writes_pictures(tmp_path):
+    make_folder(tmp_path / "imgs", n=24, size=(20, 20), mode="RGB")
+    out = tmp_path / "run"
+    result = latentdim.estimate(tmp_path / "imgs", capacity=4, out=out, **TINY)
+    assert (result.preset, result.data_shape) == ("conv", [3, 20, 20])
+    for name in ("samples", "reconstructions", "mask_history_plot", "covariance_heatmap", "result", "checkpoint"):
+        assert name in result.files
+    with Image.open(out / "samples.png") as grid:  # 24 < 64 samples evaluated: a 5x5 grid, 2 px white gaps
+        assert grid.format == "PNG" and grid.mode == "RGB" and grid.size == (5 * 20 + 6 * 2,) * 2
+    with Image.open(out / "reconstructions.png") as pairs:  # 24 pairs, 10 a row: 3 rows of real over 3 of recon
+        assert pairs.size == (10 * 20 + 11 * 2, 6 * 20 + 7 * 2)
+    for name in ("mask_history.png", "covariance.png"):
+        with Image.open(out / name) as picture:
+            assert picture.format == "PNG" and min(picture.size) > 100
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["files"]["samples"] == str(out / "samples.png")
+    assert saved["skipped_files"] == 0
+
+
+def test_folder_and_hdf5_give_the_same_run(tmp_path):
+    images = make_folder(tmp_path / "imgs", n=24)
+    with h5py.File(tmp_path / "imgs.h5", "w") as f:
+        f["x"] = images[..., 0]  # (N, H, W) uint8
+    a = latentdim.estimate(tmp_path / "imgs", capacity=4, **TINY)
+    b = latentdim.estimate(tmp_path / "imgs.h5", capacity=4, **TINY)
+    assert a.preset == b.preset == "mnist"
+    assert a.mask == b.mask and a.m_active == b.m_active
+    assert a.reconstruction_error == b.reconstruction_error
+
+
+def test_image_run_exports_a_sigmoid_generator(tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    make_folder(tmp_path / "imgs", n=16)
+    latentdim.estimate(tmp_path / "imgs", capacity=3, export=tmp_path / "g.onnx", **TINY)
+    session = ort.InferenceSession(str(tmp_path / "g.onnx"))
+    k = session.get_inputs()[0].shape[1]
+    out = session.run(None, {session.get_inputs()[0].name: np.random.default_rng(0).normal(size=(4, k)).astype(np.float32)})[0]
+    assert out.shape == (4, 1, 28, 28) and out.min() >= 0 and out.max() <= 1
+
+
+def test_cli_counts_skipped_files_and_strict_refuses_them(tmp_path):
+    make_folder(tmp_path / "imgs", n=16)
+    (tmp_path / "imgs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    args = ["estimate", tmp_path / "imgs", "-m", "3", "--width", "8", "--max-steps", "3", "--batch-size", "8", "--no-baselines"]
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["skipped_files"] == 1
+    table = run(*args)
+    assert "1 unreadable image files skipped" in table.stderr
+    line = one_error_line(run(*args, "--strict"))
+    assert "broken.png" in line
+
+
+def test_cli_decompression_bomb_is_one_line(tmp_path, monkeypatch):
+    make_folder(tmp_path / "imgs", n=16)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # every 28x28 image is now a "bomb"
+    line = one_error_line(run("estimate", tmp_path / "imgs", "-m", "3", "--width", "8", "--max-steps", "2", "--no-baselines"))
+    assert "decompression" in line
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("empty", "holds no files"),
+        ("no_images", "no image files"),
+        ("unreadable", "could be read"),
+        ("rank5", "(N, H, W)"),
+    ],
+)
+def test_cli_bad_image_input_is_one_line(tmp_path, setup, message):
+    source = tmp_path / "src"
+    if setup == "empty":
+        source.mkdir()
+    elif setup == "no_images":
+        source.mkdir()
+        (source / "notes.txt").write_text("hello")
+    elif setup == "unreadable":
+        source.mkdir()
+        for i in range(3):
+            (source / f"{i}.jpg").write_bytes(b"not a jpeg")
+    else:
+        source = tmp_path / "bad.h5"
+        with h5py.File(source, "w") as f:
+            f["x"] = np.zeros((4, 2, 8, 8, 3), dtype=np.uint8)
+    line = one_error_line(run("estimate", source, "--no-baselines"))
+    assert message in line
+
+
+def test_cli_image_options_on_vectors_are_refused(tmp_path):
+    line = one_error_line(run("estimate", "synthetic:n=2,samples=100", "--image-size", "28"))
+    assert "apply to images" in line
+    line = one_error_line(run("estimate", "synthetic:n=2,samples=100", "--preset", "fmnist"))
+    assert "needs images" in line
+    make_folder(tmp_path / "imgs", n=16)
+    line = one_error_line(run("estimate", tmp_path / "imgs", "--channels", "2"))
+    assert "--channels must be 1 or 3" in line
+    line = one_error_line(run("estimate", tmp_path / "imgs", "--preset", "mlp"))
+    assert "for vectors" in line
