@@ -166,7 +166,8 @@ def plan_images(
 
 
 def _load(
-    source: Any, key: str | None, preset: str, channels: int | None, image_size: int | None, strict: bool
+    source: Any, key: str | None, preset: str, channels: int | None, image_size: int | None, strict: bool,
+    on_load: Callable[[int, int], None] | None = None,
 ) -> LoadedData:
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8):
         raise LatentdimError(f"--image-size must be an integer of at least 8, got {image_size!r}")
@@ -177,7 +178,7 @@ def _load(
 
         native = native_image_shape(source, key=key, channels=channels)
         name, shape = plan_images(preset, native, channels, image_size)
-        data = load_images(source, key=key, channels=shape[0], size=shape[1], strict=strict)
+        data = load_images(source, key=key, channels=shape[0], size=shape[1], strict=strict, on_progress=on_load)
         return LoadedData(data.images, data.source, name, data.skipped, list(data.skipped_examples))
     if image_size is not None or channels is not None:
         raise LatentdimError("--image-size and --channels apply to images (a folder or an HDF5 image array), not vectors")
@@ -332,6 +333,7 @@ def estimate(
     on_step: Callable[[StepStats], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     baselines: bool = True,
+    on_load: Callable[[int, int], None] | None = None,
 ) -> EstimateResult:
     """Trains a MaskAAE on ``source`` and returns the estimated latent dimension m_A.
 
@@ -359,6 +361,7 @@ def estimate(
         export: ONNX file for the masked generator (see :mod:`latentdim.export`).
         on_step: called with :class:`StepStats` during training (progress display).
         should_stop: polled every step; True stops training early.
+        on_load: images only: called as ``on_load(done, total)`` while the images are decoded.
         baselines: also compute the classical estimators TwoNN, MLE and lPCA on up to 5,000 raw
             samples (seeded by ``seed``), to show beside m_A.
 
@@ -385,7 +388,7 @@ def estimate(
         from latentdim.export import check_output_path
 
         check_output_path(Path(export))  # fail before training, not after
-    data = _load(source, key, preset, channels, image_size, strict)
+    data = _load(source, key, preset, channels, image_size, strict, on_load)
     n_samples = data.array.shape[0]
     if n_samples < config.batch_size:
         raise LatentdimError(

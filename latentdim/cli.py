@@ -128,7 +128,7 @@ def estimate(
     latentdim estimate ./images --capacity 128 --out runs/images
     """
     from latentdim.api import estimate as run_estimate
-    from latentdim.progress import training_progress
+    from latentdim.progress import loading_progress, training_progress
     from latentdim.train import NO_MASK_MAX_STEPS, TrainConfig
 
     if schedule is Schedule.reference:
@@ -146,12 +146,12 @@ def estimate(
             fail(f"--closing-pressure must be >= 0, got {closing_pressure}")
         config.closing_pressure = closing_pressure
     try:
-        with training_progress(config.max_steps, err_console) as on_step:
+        with loading_progress(err_console) as on_load, training_progress(config.max_steps, err_console) as on_step:
             result = run_estimate(
                 source, capacity, key=key, preset=preset.value, channels=channels, image_size=image_size,
                 strict=strict, use_mask=not no_mask, seed=seed, device=device.value,
                 config=config, width=width, out=out, export=export, on_step=on_step,
-                baselines=not no_baselines,
+                baselines=not no_baselines, on_load=on_load,
             )
     except LatentdimError as e:
         fail(str(e))

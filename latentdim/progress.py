@@ -46,3 +46,30 @@ def training_progress(max_steps: int, console: Console | None = None) -> Iterato
     finally:
         if task is not None:
             progress.stop()
+
+
+@contextmanager
+def loading_progress(console: Console | None = None) -> Iterator:
+    """Yields an ``on_progress(done, total)`` callback for decoding images; the bar appears on the
+    first call (never for vectors) and is removed when loading is over."""
+    console = console or Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]decoding images"), BarColumn(), TextColumn("{task.completed:>7.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(), console=console, transient=True,
+    )
+    task = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task("decode", total=total)
+        progress.update(task, completed=done)
+        if done >= total:
+            progress.stop()
+
+    try:
+        yield on_progress
+    finally:
+        if task is not None:
+            progress.stop()
