@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from latentdim import losses
-from latentdim.checkpoint import atomic_write, save_checkpoint
+from latentdim.checkpoint import atomic_write, checkpoint_bytes, read_checkpoint, save_checkpoint
 from latentdim.data import Standardiser, VectorData, from_array, load_source
 from latentdim.data.vectors import SYNTHETIC_PREFIX
-from latentdim.errors import LatentdimError
+from latentdim.errors import LatentdimError, TrainingInterrupted
 from latentdim.metrics import classical_estimates, frechet_distance_samples, nac, precision_recall
 from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, count_undecided, is_image_preset
 from latentdim.models.conv import IMAGE_PRESETS, conv_levels
@@ -247,8 +247,16 @@ def evaluate(model: MaskAAE, data: torch.Tensor, standardiser: Standardiser | No
     }
 
 
+#: Files a run writes into its output folder (their stale temporaries are removed at start).
+OUTPUT_FILES = (
+    "checkpoint.pt", "result.json", "mask_history.csv", "mask_history.png", "covariance.npy", "covariance.png",
+    "samples.png", "reconstructions.png", "report.html",
+)
+
+
 def prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
-    """Creates the output folder up front so a bad path fails before training, not after."""
+    """Creates the output folder up front so a bad path fails before training, not after, and
+    removes temporaries that a killed run left behind (``.NAME.*.tmp`` of our own files)."""
     if out is None:
         return None
     path = Path(out)
@@ -260,7 +268,36 @@ def prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
         raise LatentdimError(f"cannot create output folder {path}: {e.strerror}") from e
     if not os.access(path, os.W_OK):
         raise LatentdimError(f"output folder {path} is not writable")
+    for name in OUTPUT_FILES:
+        for stale in path.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
     return path
+
+
+def _check_same_run(saved: dict[str, Any], spec: ModelSpec, seed: int, source: str, folder: Path) -> None:
+    """--resume: the command must describe the run that was interrupted."""
+    stored = saved["model_spec"]
+    mine = {"capacity": spec.capacity, "preset": spec.preset, "width": spec.width, "use_mask": spec.use_mask,
+            "data_shape": list(spec.data_shape)}
+    for name, value in [*mine.items(), ("seed", seed), ("source", source)]:
+        theirs = saved.get(name) if name in ("seed", "source") else stored.get(name)
+        if theirs != value:
+            raise LatentdimError(
+                f"--resume {folder}: that run has {name} {theirs!r}, this command gives {value!r}; "
+                "repeat the original command with --resume"
+            )
+
+
+def check_room(out: Path, needed: int) -> None:
+    """Preflight: the output folder has room for a checkpoint being replaced (old + new)."""
+    import shutil
+
+    free = shutil.disk_usage(out).free
+    if free < 2 * needed:
+        raise LatentdimError(
+            f"output folder {out} has {free / 2**20:.0f} MiB free; checkpoints of this model need about "
+            f"{2 * needed / 2**20:.0f} MiB; free some space or choose another --out"
+        )
 
 
 #: Images in the sample grid and real/reconstructed pairs in the reconstruction grid.
@@ -268,12 +305,14 @@ GRID_SAMPLES, GRID_PAIRS = 64, 30
 
 
 def write_outputs(
-    out: Path, result: EstimateResult, model: MaskAAE, spec: ModelSpec, extra: dict[str, Any], diag: dict[str, Any]
+    out: Path, result: EstimateResult, model: MaskAAE, spec: ModelSpec, extra: dict[str, Any], diag: dict[str, Any],
+    command: str | None = None,
 ) -> None:
     """Writes everything a run leaves in ``out`` and lists it in ``result.files``:
     ``result.json``, ``checkpoint.pt``, ``mask_history.csv`` and ``.png``, ``covariance.npy`` and
     its heat map ``covariance.png``, and for images ``samples.png`` (generated) and
-    ``reconstructions.png`` (real rows over their reconstructions)."""
+    ``reconstructions.png`` (real rows over their reconstructions), and ``report.html`` (all of it
+    in one self-contained page, with ``command``)."""
     from latentdim import pictures
 
     files: dict[str, Path] = {"checkpoint": out / "checkpoint.pt"}
@@ -309,9 +348,13 @@ def write_outputs(
             diag["real"][:GRID_PAIRS], diag["reconstructed"][:GRID_PAIRS], out / "reconstructions.png"
         )
     files["result"] = out / "result.json"
+    files["report"] = out / "report.html"
     result.files = {name: str(path) for name, path in files.items()}
     payload = (json.dumps(result.to_dict(), indent=2) + "\n").encode()
     atomic_write(files["result"], lambda f: f.write(payload))
+    from latentdim.report import pictures_from_files, write_report
+
+    write_report(files["report"], result.to_dict(), pictures_from_files(result.to_dict()), command=command)
 
 
 def estimate(
@@ -334,6 +377,10 @@ def estimate(
     should_stop: Callable[[], bool] | None = None,
     baselines: bool = True,
     on_load: Callable[[int, int], None] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    checkpoint_steps: int | None = None,
+    checkpoint_seconds: float | None = 600.0,
+    command: str | None = None,
 ) -> EstimateResult:
     """Trains a MaskAAE on ``source`` and returns the estimated latent dimension m_A.
 
@@ -360,20 +407,44 @@ def estimate(
         out: folder for ``result.json``, the checkpoint, the mask history and the pictures.
         export: ONNX file for the masked generator (see :mod:`latentdim.export`).
         on_step: called with :class:`StepStats` during training (progress display).
-        should_stop: polled every step; True stops training early.
+        should_stop: polled after every step; True stops training, writes a checkpoint to
+            ``out`` (when given) and raises :class:`~latentdim.errors.TrainingInterrupted`.
         on_load: images only: called as ``on_load(done, total)`` while the images are decoded.
         baselines: also compute the classical estimators TwoNN, MLE and lPCA on up to 5,000 raw
             samples (seeded by ``seed``), to show beside m_A.
+        resume: an output folder of an interrupted run: training continues from its
+            ``checkpoint.pt`` with that run's settings, and the outputs go to that folder. The
+            other arguments must describe the same run (source, capacity, seed, preset, width,
+            mask); a CPU run then ends exactly as the uninterrupted one would have.
+        checkpoint_steps, checkpoint_seconds: with ``out``, write ``checkpoint.pt`` (weights,
+            optimiser states, schedule, random-number state) every this many steps / seconds
+            (None: not on that count). Default: every 10 minutes.
+        command: the command line, recorded in ``report.html``.
 
     Returns:
         An :class:`EstimateResult`. Nothing is printed.
 
     Raises:
-        LatentdimError: bad source, bad settings, or too little data (the classical estimators
-            need 3 distinct samples; ``baselines=False`` skips them).
+        LatentdimError: bad source, bad settings, too little data (the classical estimators
+            need 3 distinct samples; ``baselines=False`` skips them), no room for checkpoints,
+            a checkpoint that cannot be resumed, or training that diverged twice.
+        TrainingInterrupted: ``should_stop`` returned True.
     """
     from latentdim import __version__
 
+    saved = None
+    if resume is not None:
+        resume_dir = Path(resume)
+        if out is not None and Path(out).resolve() != resume_dir.resolve():
+            raise LatentdimError("--resume continues in the interrupted run's own folder; drop --out or give the same folder")
+        saved = read_checkpoint(resume_dir / "checkpoint.pt")
+        if saved.get("finished", True) or "train_state" not in saved:
+            raise LatentdimError(
+                f"the run in {resume_dir} finished (step {saved.get('step', '?')}); nothing to resume; "
+                "start a new run with another --out"
+            )
+        out = resume_dir
+        config = TrainConfig(**saved["config"])
     if config is None:
         config = TrainConfig() if use_mask else TrainConfig(max_steps=NO_MASK_MAX_STEPS)
     if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
@@ -382,6 +453,10 @@ def estimate(
         raise LatentdimError(f"batch size must be at least 1, got {config.batch_size}")
     if config.max_steps < 1:
         raise LatentdimError(f"max steps must be at least 1, got {config.max_steps}")
+    if checkpoint_steps is not None and checkpoint_steps < 1:
+        raise LatentdimError(f"checkpoint interval must be at least 1 step, got {checkpoint_steps}")
+    if checkpoint_seconds is not None and not checkpoint_seconds > 0:
+        raise LatentdimError(f"checkpoint interval must be positive, got {checkpoint_seconds} s")
     dev = resolve_device(device)
     out_dir = prepare_out(out)
     if export is not None:
@@ -398,11 +473,18 @@ def estimate(
     if config.reconstruction is None:  # SPEC §3: BCE with a sigmoid decoder for images, MSE for vectors
         config = replace(config, reconstruction="bce" if data.images else "mse")
     spec = ModelSpec(data.preset, tuple(data.array.shape[1:]), capacity, width, use_mask)
+    if saved is not None:
+        _check_same_run(saved, spec, seed, data.source, Path(out_dir))
     torch.manual_seed(seed)
     model = build_model(spec).to(dev)  # before the baselines: a preset that does not fit fails at once
+    if out_dir is not None:
+        check_room(out_dir, checkpoint_bytes(model))
     # Issue 4: classical estimates on the raw samples in user units; before training, so degenerate
     # data fails in seconds rather than after the run.
-    baseline_values = classical_estimates(data.array.reshape(n_samples, -1), seed=seed) if baselines else None
+    if saved is not None and baselines and saved.get("baselines") is not None:
+        baseline_values = dict(saved["baselines"])
+    else:
+        baseline_values = classical_estimates(data.array.reshape(n_samples, -1), seed=seed) if baselines else None
     if data.images:
         standardiser = None
         x = torch.from_numpy(np.ascontiguousarray(data.array)).to(dev)  # uint8; batches become [0, 1] floats
@@ -410,7 +492,47 @@ def estimate(
         standardiser = Standardiser.fit(data.array)
         x = torch.from_numpy(standardiser.transform(data.array)).to(dev)
 
-    outcome: TrainOutcome = train(model, x, config, on_step=on_step, should_stop=should_stop)
+    extra = {
+        "config": asdict(config),
+        "standardiser": None if standardiser is None else standardiser.to_dict(),
+        "seed": seed,
+        "source": data.source,
+        "baselines": baseline_values,
+    }
+    checkpoint_path = None if out_dir is None else out_dir / "checkpoint.pt"
+
+    def write_training_checkpoint(state: dict[str, Any]) -> None:
+        if checkpoint_path is None:
+            return
+        train_state = {k: v for k, v in state.items() if k != "model"}
+        save_checkpoint(
+            checkpoint_path, model, spec, {**extra, "step": state["step"], "finished": False, "train_state": train_state},
+            weights=state["model"],
+        )
+
+    resume_state = None if saved is None else {**saved["train_state"], "model": saved["model"]}
+    try:
+        outcome: TrainOutcome = train(
+            model, x, config, on_step=on_step, should_stop=should_stop, resume=resume_state,
+            on_checkpoint=write_training_checkpoint if checkpoint_path is not None else None,
+            checkpoint_steps=checkpoint_steps if checkpoint_path is not None else None,
+            checkpoint_seconds=checkpoint_seconds if checkpoint_path is not None else None,
+        )
+    except (ValueError, RuntimeError) as e:
+        if resume_state is None:
+            raise
+        raise LatentdimError(f"cannot resume from {checkpoint_path}: it does not fit this model ({type(e).__name__})") from e
+    if outcome.stop_reason == "interrupted":
+        raise TrainingInterrupted(outcome.steps, None if checkpoint_path is None else str(checkpoint_path))
+    if outcome.stop_reason == "diverged":
+        where = (
+            f"the last good checkpoint is {checkpoint_path}" if checkpoint_path is not None and checkpoint_path.exists()
+            else "no checkpoint was written"
+        )
+        raise LatentdimError(
+            f"training diverged (a non-finite loss or weight) at step {outcome.steps + 1}, again after rolling back "
+            f"and halving the learning rates; {where}; try a lower --batch-size or a smaller --closing-pressure"
+        )
 
     eval_idx = torch.randperm(n_samples)[: min(n_samples, EVAL_SAMPLES)].to(dev)
     diag = evaluate(model, x[eval_idx], standardiser, config.reconstruction)
@@ -445,16 +567,9 @@ def estimate(
         history_steps=steps_arr,
         history_mask=mask_arr,
     )
-    extra = {
-        "config": asdict(config),
-        "standardiser": None if standardiser is None else standardiser.to_dict(),
-        "step": outcome.steps,
-        "seed": seed,
-        "source": data.source,
-        "result": result.to_dict(),
-    }
+    extra = {**extra, "step": outcome.steps, "finished": True, "result": result.to_dict()}
     if out_dir is not None:
-        write_outputs(out_dir, result, model, spec, extra, diag)
+        write_outputs(out_dir, result, model, spec, extra, diag, command)
     if export is not None:
         from latentdim.export import export_model
 

@@ -37,42 +37,75 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
-def save_checkpoint(path: Path, model: MaskAAE, spec: ModelSpec, extra: dict[str, Any]) -> None:
-    """Writes weights, the model spec and ``extra`` (config, step, standardisation...) atomically."""
+def save_checkpoint(
+    path: Path, model: MaskAAE, spec: ModelSpec, extra: dict[str, Any], weights: dict[str, Any] | None = None
+) -> None:
+    """Writes weights (``model``'s, or ``weights`` when given), the model spec and ``extra``
+    (config, step, standardisation, training state...) atomically."""
     from latentdim import __version__
 
     state = {
         "format_version": FORMAT_VERSION,
         "latentdim_version": __version__,
         "model_spec": {**asdict(spec), "data_shape": list(spec.data_shape)},
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": {k: v.detach().cpu() for k, v in (weights if weights is not None else model.state_dict()).items()},
         **extra,
     }
     atomic_write(Path(path), lambda f: torch.save(state, f))
+
+
+def checkpoint_bytes(model: MaskAAE) -> int:
+    """About how large a training checkpoint of ``model`` is: the weights plus the RMSProp
+    accumulators of the four optimisers (the encoder has two: auto-encoder and generator)."""
+
+    def size(module: torch.nn.Module) -> int:
+        return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+    return 2 * size(model) + size(model.encoder) + 4096
+
+
+def read_checkpoint(path: Path, device: str = "cpu") -> dict[str, Any]:
+    """The checkpoint dict, loaded safely (``weights_only=True``) and checked.
+
+    Raises:
+        LatentdimError: missing, empty, truncated or corrupt file, not a latentdim checkpoint, or a
+            newer or unknown format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LatentdimError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise LatentdimError(f"{path} is empty, not a latentdim checkpoint")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # torch raises many types for a corrupt file
+        raise LatentdimError(f"{path} is not a readable latentdim checkpoint ({type(e).__name__})") from e
+    if not isinstance(state, dict) or "format_version" not in state or "model_spec" not in state or "model" not in state:
+        raise LatentdimError(f"{path} is not a latentdim checkpoint")
+    version = state["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise LatentdimError(f"{path} has an unknown checkpoint format {version!r}")
+    if version > FORMAT_VERSION:
+        raise LatentdimError(
+            f"{path} has checkpoint format {version}, newer than this latentdim "
+            f"understands ({FORMAT_VERSION}); upgrade latentdim"
+        )
+    return state
 
 
 def load_checkpoint(path: Path, device: str = "cpu") -> tuple[MaskAAE, ModelSpec, dict[str, Any]]:
     """Rebuilds the model from a checkpoint written by :func:`save_checkpoint`.
 
     Raises:
-        LatentdimError: missing, unreadable or newer-format file.
+        LatentdimError: see :func:`read_checkpoint`; also a checkpoint whose weights do not fit
+            its own model description.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise LatentdimError(f"no checkpoint at {path}")
+    state = read_checkpoint(path, device)
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # torch raises many types for a corrupt file
-        raise LatentdimError(f"{path} is not a readable latentdim checkpoint ({type(e).__name__})") from e
-    if not isinstance(state, dict) or "format_version" not in state:
-        raise LatentdimError(f"{path} is not a latentdim checkpoint")
-    if state["format_version"] > FORMAT_VERSION:
-        raise LatentdimError(
-            f"{path} has checkpoint format {state['format_version']}, newer than this latentdim "
-            f"understands ({FORMAT_VERSION}); upgrade latentdim"
-        )
-    raw = dict(state["model_spec"])
-    spec = ModelSpec(**{**raw, "data_shape": tuple(raw["data_shape"])})
-    model = build_model(spec)
-    model.load_state_dict(state["model"])
+        raw = dict(state["model_spec"])
+        spec = ModelSpec(**{**raw, "data_shape": tuple(raw["data_shape"])})
+        model = build_model(spec)
+        model.load_state_dict(state["model"])
+    except (TypeError, KeyError, ValueError, RuntimeError) as e:
+        raise LatentdimError(f"{path} does not match the model it describes ({type(e).__name__}); it is damaged") from e
     return model.to(device).eval(), spec, state

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import shlex
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from latentdim import __version__
-from latentdim.errors import LatentdimError
+from latentdim.errors import LatentdimError, TrainingInterrupted
 
 app = typer.Typer(
     help="How many latent dimensions does your data really have? Trains a MaskAAE and reports m_A.",
@@ -49,6 +53,60 @@ def fail(message: str) -> None:
     """One red line on stderr and exit code 2."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def parse_interval(text: str) -> tuple[int | None, float | None]:
+    """``--checkpoint-every``: '500' -> every 500 steps; '10m' -> every 10 minutes; '30s' -> 30 seconds."""
+    value = text.strip().lower()
+    try:
+        if value.endswith("m"):
+            seconds = float(value[:-1]) * 60
+        elif value.endswith("s"):
+            seconds = float(value[:-1])
+        else:
+            steps = int(value)
+            if steps < 1:
+                raise ValueError
+            return steps, None
+        if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+            raise ValueError
+        return None, seconds
+    except ValueError:
+        fail(f"--checkpoint-every takes a step count such as 500 or minutes such as 10m, got {text!r}")
+        raise  # unreachable: fail() exits
+
+
+class StopRequest:
+    """What the signal handlers saw: the first SIGINT/SIGTERM asks training to stop after the
+    current step (and checkpoint); a second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def requested(self) -> bool:
+        return self.signal is not None
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    stop = StopRequest()
+
+    def handle(signum: int, frame: object) -> None:
+        if stop.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.signal = signum
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for sig in previous:
+            signal.signal(sig, handle)
+    except ValueError:  # not the main thread (e.g. a test runner's worker): no handlers
+        previous = {}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def version_callback(value: bool) -> None:
@@ -119,6 +177,8 @@ def estimate(
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions.")] = None,
     export: Annotated[Optional[Path], typer.Option(help="Also write the masked generator as ONNX to this file (see `latentdim export`).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run from the checkpoint in its --out folder (repeat the original command and add this).")] = None,
+    checkpoint_every: Annotated[str, typer.Option(help="With --out: write checkpoint.pt every N steps ('500') or minutes ('10m').")] = "10m",
     no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Skip the classical estimators (TwoNN, MLE, local PCA on up to 5,000 samples) shown beside m_A.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout and nothing else there.")] = False,
 ) -> None:
@@ -145,19 +205,33 @@ def estimate(
         if closing_pressure < 0:
             fail(f"--closing-pressure must be >= 0, got {closing_pressure}")
         config.closing_pressure = closing_pressure
-    try:
-        with loading_progress(err_console) as on_load, training_progress(config.max_steps, err_console) as on_step:
-            result = run_estimate(
-                source, capacity, key=key, preset=preset.value, channels=channels, image_size=image_size,
-                strict=strict, use_mask=not no_mask, seed=seed, device=device.value,
-                config=config, width=width, out=out, export=export, on_step=on_step,
-                baselines=not no_baselines, on_load=on_load,
-            )
-    except LatentdimError as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
-        raise typer.Exit(code=130)
+    steps_every, seconds_every = parse_interval(checkpoint_every)
+    command = "latentdim " + shlex.join(sys.argv[1:])
+    with stop_on_signals() as stop:
+        try:
+            with loading_progress(err_console) as on_load, training_progress(config.max_steps, err_console) as on_step:
+                result = run_estimate(
+                    source, capacity, key=key, preset=preset.value, channels=channels, image_size=image_size,
+                    strict=strict, use_mask=not no_mask, seed=seed, device=device.value,
+                    config=config, width=width, out=out, export=export, on_step=on_step,
+                    baselines=not no_baselines, on_load=on_load, resume=resume, should_stop=stop.requested,
+                    checkpoint_steps=steps_every, checkpoint_seconds=seconds_every, command=command,
+                )
+        except LatentdimError as e:
+            fail(str(e))
+        except TrainingInterrupted as e:
+            name = "SIGTERM" if stop.signal == signal.SIGTERM else "Ctrl-C"
+            if e.checkpoint:
+                folder = Path(e.checkpoint).parent
+                again = command if resume is not None else f"{command} --resume {shlex.quote(str(folder))}"
+                err_console.print(f"[yellow]{name}: stopped after step {e.step}; checkpoint written to {e.checkpoint}[/]", highlight=False, soft_wrap=True)
+                err_console.print(f"resume with: {again}", highlight=False, soft_wrap=True)
+            else:
+                err_console.print(f"[yellow]{name}: stopped after step {e.step}; nothing saved (use --out DIR to keep checkpoints)[/]", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=143 if stop.signal == signal.SIGTERM else 130)
+        except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(code=130)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
     else:

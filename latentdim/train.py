@@ -242,6 +242,38 @@ def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Para
     opt.step()
 
 
+#: Schedule attributes that a training-state checkpoint carries (MaskSchedule.__init__ sets the rest).
+_SCHEDULE_FIELDS = ("phase", "phase_start", "last_m_active", "last_change")
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _cpu_copy(value: Any) -> Any:
+    """A deep copy with every tensor cloned to the CPU (so later updates cannot change it)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu_copy(v) for v in value)
+    return value
+
+
+def _all_finite(params: list[nn.Parameter]) -> bool:
+    return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
+
+
 def train(
     model: MaskAAE,
     data: torch.Tensor,
@@ -249,21 +281,39 @@ def train(
     on_step: Callable[[StepStats], None] | None = None,
     report_every: int = 25,
     should_stop: Callable[[], bool] | None = None,
+    resume: dict[str, Any] | None = None,
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint_steps: int | None = None,
+    checkpoint_seconds: float | None = None,
 ) -> TrainOutcome:
     """Trains ``model`` in place on ``data`` with the loop of SPEC §4.
 
     Args:
-        model: a freshly built MaskAAE on the same device as ``data``.
+        model: a freshly built MaskAAE on the same device as ``data`` (or, with ``resume``, one
+            of the same spec; its weights are replaced by the saved ones).
         data: training samples (N, ...) already scaled for the model: standardised vectors, or
             images as uint8 (converted to [0, 1] batch by batch) or floats in [0, 1]; N must be at
             least one batch.
         config: hyper-parameters and schedule.
         on_step: called with the latest statistics every ``report_every`` steps and at the end.
         report_every: how often ``on_step`` is called.
-        should_stop: polled every step; True ends training early ("interrupted").
+        should_stop: polled after every step; True ends training early ("interrupted"); the
+            training state at that step is then passed to ``on_checkpoint``.
+        resume: a training state from ``on_checkpoint`` to continue from. On the CPU the
+            continued run is step for step the run that was not interrupted.
+        on_checkpoint: receives the full training state (weights, the four optimiser states,
+            schedule, step, random-number state, mask history; tensors on the CPU) every
+            ``checkpoint_steps`` steps and/or ``checkpoint_seconds`` seconds, and when
+            interrupted.
+        checkpoint_steps, checkpoint_seconds: how often to checkpoint (None: never on that count).
 
     Returns:
-        The step count, wall time, why training stopped, the last statistics and the mask history.
+        The step count, wall time, why training stopped ("settled", "max_steps", "interrupted"
+        or "diverged"), the last statistics and the mask history.
+
+    Divergence: a non-finite loss or parameter after a step rolls everything back to the last
+    checkpointed state (in memory; the start of training if there was none) and training
+    continues with all learning rates halved; a second divergence stops it ("diverged").
 
     Randomness comes from torch's global generator: seed it before building the model.
     """
@@ -271,10 +321,16 @@ def train(
     capacity = mask.theta.shape[0]
     ae_params = list(enc.parameters()) + list(dec.parameters())
     enc_params, critic_params = list(enc.parameters()), list(critic.parameters())
-    opt_ae = TF1RMSprop(ae_params, lr=config.lr_ae)
-    opt_critic = TF1RMSprop(critic_params, lr=config.lr_critic)
-    opt_gen = TF1RMSprop(enc_params, lr=config.lr_generator)
-    opt_mask = TF1RMSprop([mask.theta], lr=config.lr_mask) if mask.enabled else None
+    all_params = list(model.parameters())
+    optimisers = {
+        "ae": TF1RMSprop(ae_params, lr=config.lr_ae),
+        "critic": TF1RMSprop(critic_params, lr=config.lr_critic),
+        "generator": TF1RMSprop(enc_params, lr=config.lr_generator),
+    }
+    if mask.enabled:
+        optimisers["mask"] = TF1RMSprop([mask.theta], lr=config.lr_mask)
+    opt_ae, opt_critic, opt_gen = optimisers["ae"], optimisers["critic"], optimisers["generator"]
+    opt_mask = optimisers.get("mask")
     schedule = MaskSchedule(config, capacity, use_mask=mask.enabled)
     rec_kind = config.reconstruction or "mse"
 
@@ -288,9 +344,43 @@ def train(
         return mu * torch.randn(s, capacity, device=device)
 
     outcome = TrainOutcome(steps=0, seconds=0.0, stop_reason="max_steps", last=None)
-    model.train()
+    step, seconds_before, retries = 0, 0.0, 0
+
+    def capture() -> dict[str, Any]:
+        return _cpu_copy({
+            "step": step,
+            "model": model.state_dict(),
+            "optimisers": {name: opt.state_dict() for name, opt in optimisers.items()},
+            "schedule": {f: getattr(schedule, f) for f in _SCHEDULE_FIELDS},
+            "rng": _rng_state(device),
+            "history_steps": list(outcome.history_steps),
+            "history_mask": [list(row) for row in outcome.history_mask],
+            "seconds": seconds_before + time.perf_counter() - start,
+            "retries": retries,
+        })
+
+    def restore(state: dict[str, Any]) -> None:
+        nonlocal step, retries
+        model.load_state_dict(state["model"])
+        if set(state["optimisers"]) != set(optimisers):
+            raise ValueError("the saved optimiser states do not match this model (mask on/off)")
+        for name, opt in optimisers.items():
+            opt.load_state_dict(state["optimisers"][name])
+        for f in _SCHEDULE_FIELDS:
+            setattr(schedule, f, state["schedule"][f])
+        _set_rng_state(state["rng"], device)
+        step, retries = int(state["step"]), int(state.get("retries", 0))
+        outcome.history_steps[:] = list(state["history_steps"])
+        outcome.history_mask[:] = [list(row) for row in state["history_mask"]]
+        # (learning rates come back with the optimiser states: a rolled-back run keeps its halved rates)
+
     start = time.perf_counter()
-    step = 0
+    if resume is not None:
+        restore(resume)
+        seconds_before = float(resume.get("seconds", 0.0))
+    model.train()
+    last_good = capture()  # rollback target until the first checkpoint
+    last_checkpoint_time = time.perf_counter()
     while step < config.max_steps:
         lambda3, beta = schedule.lambda3(step), schedule.beta()
         mu = mask().detach()
@@ -328,6 +418,18 @@ def train(
             mask.project()
 
         step += 1
+        rec_value = float(rec.detach())
+        if not (math.isfinite(w_value) and math.isfinite(rec_value) and _all_finite(all_params)):
+            if retries >= 1:
+                outcome.stop_reason = "diverged"
+                restore(last_good)  # leave the model at its last good state
+                break
+            restore(last_good)
+            retries = 1
+            for opt in optimisers.values():
+                for group in opt.param_groups:
+                    group["lr"] *= 0.5
+            continue
         mu_now = mask().detach()
         m_active, undecided = count_active(mu_now), count_undecided(mu_now)
         done = schedule.observe(step, m_active, undecided)
@@ -339,23 +441,28 @@ def train(
         if step % config.history_every == 0 or done or step == 1 or step >= config.max_steps:
             outcome.history_steps.append(step)
             outcome.history_mask.append(mu_now.cpu().tolist())
-        rec_value = float(rec.detach())
-        if not math.isfinite(w_value) or not math.isfinite(rec_value):
-            outcome.stop_reason = "diverged"
-            done = True
-        elif done:
+        if done:
             outcome.stop_reason = "settled"
         interrupted = should_stop is not None and should_stop()
         if interrupted:
             outcome.stop_reason = "interrupted"
         stats = StepStats(step, rec_value, w_value, m_active, undecided, lambda3, beta, schedule.phase)
         outcome.last = stats
+        now = time.perf_counter()
+        due = (checkpoint_steps is not None and step % checkpoint_steps == 0) or (
+            checkpoint_seconds is not None and now - last_checkpoint_time >= checkpoint_seconds
+        )
+        if (due or interrupted) and not done:
+            last_good = capture()
+            last_checkpoint_time = now
+            if on_checkpoint is not None:
+                on_checkpoint(last_good)
         if on_step is not None and (step % report_every == 0 or done or interrupted):
             on_step(stats)
         if done or interrupted:
             break
     outcome.steps = step
-    outcome.seconds = time.perf_counter() - start
+    outcome.seconds = seconds_before + time.perf_counter() - start
     if on_step is not None and outcome.last is not None:
         on_step(outcome.last)
     model.eval()

@@ -12,7 +12,7 @@ import latentdim
 from latentdim.api import plan_images
 from latentdim.errors import LatentdimError
 from latentdim.train import TrainConfig
-from tests.clihelpers import one_error_line, run
+from clihelpers import one_error_line, run
 
 TINY = dict(width=8, baselines=False, config=TrainConfig(max_steps=4, warmup_steps=2, batch_size=8))
 
