@@ -51,6 +51,11 @@ class EstimateResult:
     wasserstein: float  # the critic's W estimate between encoded data and the masked prior
     frechet_distance: float | None  # generated vs real, data space (SPEC §7)
     nac: float | None  # normalised absolute covariance over active dims (SPEC §7)
+    fid: float | None  # images: FID of generated vs training images (Inception pool3); None: see fid_reason
+    kid_mean: float | None  # images: KID (same features), mean over subsets
+    kid_std: float | None
+    fid_samples: int  # images per side used for FID / KID (0 when not computed)
+    fid_reason: str | None  # why fid is None (vectors, or the Inception weights are missing)
     precision: float | None  # improved precision (k = 3) of generated vs real, same space as the Frechet distance
     recall: float | None  # improved recall (k = 3) of generated vs real
     baselines: dict[str, float] | None  # classical estimates {"twonn", "mle", "lpca"}; None when skipped
@@ -254,6 +259,26 @@ OUTPUT_FILES = (
 )
 
 
+@torch.no_grad()
+def fid_scores(model: MaskAAE, data: torch.Tensor, device: torch.device, weights: Path | None, samples: int) -> Any:
+    """FID and KID (SPEC §7) of ``samples`` generated images against as many training images
+    (a seeded-by-the-global-generator random subset). Returns a :class:`~latentdim.metrics.fid.FidResult`;
+    without weights (and offline) its ``fid`` is None and ``reason`` says how to supply them."""
+    from latentdim.metrics.fid import FidResult, compute_fid, missing_weights_reason, online
+
+    n = min(samples, data.shape[0])
+    if weights is None:
+        # compute_fid would find no file either; it downloads one only when online.
+        if not online():
+            return FidResult(fid=None, kid_mean=None, kid_std=None, samples=0, reason=missing_weights_reason(), weights=None)
+    model.eval()
+    mu = model.mask()
+    z = mu * torch.randn(n, mu.shape[0], device=device)
+    generated = torch.sigmoid(_chunked(model.decoder, z)).cpu().numpy()
+    real = model_input(data[torch.randperm(data.shape[0], device=data.device)[:n]]).cpu().numpy()
+    return compute_fid(generated, real, weights=weights, device=device.type)
+
+
 def prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
     """Creates the output folder up front so a bad path fails before training, not after, and
     removes temporaries that a killed run left behind (``.NAME.*.tmp`` of our own files)."""
@@ -381,6 +406,8 @@ def estimate(
     checkpoint_steps: int | None = None,
     checkpoint_seconds: float | None = 600.0,
     command: str | None = None,
+    fid_weights: str | os.PathLike[str] | None = None,
+    fid_samples: int = 10_000,
 ) -> EstimateResult:
     """Trains a MaskAAE on ``source`` and returns the estimated latent dimension m_A.
 
@@ -420,6 +447,12 @@ def estimate(
             optimiser states, schedule, random-number state) every this many steps / seconds
             (None: not on that count). Default: every 10 minutes.
         command: the command line, recorded in ``report.html``.
+        fid_weights: images: the FID Inception weights file (torch-fidelity's
+            ``weights-inception-2015-12-05-6726825d.pth``); default ``$LATENTDIM_FID_WEIGHTS`` or the
+            torch hub cache, downloaded there when the machine is online. Without it ``fid`` is
+            None and ``fid_reason`` says how to supply it.
+        fid_samples: images: generated and real images compared by FID / KID (fewer when the
+            data has fewer). Inception on a CPU takes about half a second an image.
 
     Returns:
         An :class:`EstimateResult`. Nothing is printed.
@@ -457,6 +490,11 @@ def estimate(
         raise LatentdimError(f"checkpoint interval must be at least 1 step, got {checkpoint_steps}")
     if checkpoint_seconds is not None and not checkpoint_seconds > 0:
         raise LatentdimError(f"checkpoint interval must be positive, got {checkpoint_seconds} s")
+    if isinstance(fid_samples, bool) or not isinstance(fid_samples, int) or fid_samples < 2:
+        raise LatentdimError(f"--fid-samples must be an integer of at least 2, got {fid_samples!r}")
+    from latentdim.metrics.fid import find_weights
+
+    fid_weights_path = find_weights(fid_weights)  # a bad explicit path fails now, not after training
     dev = resolve_device(device)
     out_dir = prepare_out(out)
     if export is not None:
@@ -536,6 +574,7 @@ def estimate(
 
     eval_idx = torch.randperm(n_samples)[: min(n_samples, EVAL_SAMPLES)].to(dev)
     diag = evaluate(model, x[eval_idx], standardiser, config.reconstruction)
+    fid = fid_scores(model, x, dev, fid_weights_path, fid_samples) if data.images else None
     mu = model.mask().detach()
     steps_arr, mask_arr = history_array(outcome)
     result = EstimateResult(
@@ -551,6 +590,11 @@ def estimate(
         wasserstein=diag["wasserstein"],
         frechet_distance=diag["frechet_distance"],
         nac=diag["nac"],
+        fid=None if fid is None else fid.fid,
+        kid_mean=None if fid is None else fid.kid_mean,
+        kid_std=None if fid is None else fid.kid_std,
+        fid_samples=0 if fid is None or fid.fid is None else fid.samples,
+        fid_reason="FID applies to images; vectors get the data-space Frechet distance" if fid is None else fid.reason,
         precision=diag["precision"],
         recall=diag["recall"],
         baselines=baseline_values,

@@ -150,6 +150,12 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
     table.add_row("Wasserstein estimate W", f"{result.wasserstein:.4f}")
     fd = "n/a" if result.frechet_distance is None else f"{result.frechet_distance:.4f}"
     table.add_row("Frechet distance (data space)" if len(result.data_shape) == 1 else "Frechet distance (pixels)", fd)
+    if len(result.data_shape) == 3:
+        if result.fid is not None:
+            kid = "" if result.kid_mean is None else f"  KID {result.kid_mean:.4f} ± {result.kid_std:.4f}"
+            table.add_row("FID (Inception)", f"{result.fid:.2f}{kid}  ({result.fid_samples} images a side)")
+        else:
+            table.add_row("FID (Inception)", f"[yellow]not computed[/]: {result.fid_reason}")
     if result.precision is not None:
         table.add_row("precision / recall (k = 3)", f"{result.precision:.3f} / {result.recall:.3f}")
     table.add_row("NAC (active dims)", "n/a" if result.nac is None else f"{result.nac:.4f}")
@@ -177,6 +183,8 @@ def estimate(
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions.")] = None,
     export: Annotated[Optional[Path], typer.Option(help="Also write the masked generator as ONNX to this file (see `latentdim export`).")] = None,
+    fid_weights: Annotated[Optional[Path], typer.Option(help="Images: the FID Inception weights (weights-inception-2015-12-05-6726825d.pth). [default: $LATENTDIM_FID_WEIGHTS, else the torch hub cache, downloaded when online]")] = None,
+    fid_samples: Annotated[int, typer.Option(help="Images: generated and real images compared by FID / KID (Inception takes ~0.5 s an image on a CPU).")] = 10_000,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run from the checkpoint in its --out folder (repeat the original command and add this).")] = None,
     checkpoint_every: Annotated[str, typer.Option(help="With --out: write checkpoint.pt every N steps ('500') or minutes ('10m').")] = "10m",
     no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Skip the classical estimators (TwoNN, MLE, local PCA on up to 5,000 samples) shown beside m_A.")] = False,
@@ -216,6 +224,7 @@ def estimate(
                     config=config, width=width, out=out, export=export, on_step=on_step,
                     baselines=not no_baselines, on_load=on_load, resume=resume, should_stop=stop.requested,
                     checkpoint_steps=steps_every, checkpoint_seconds=seconds_every, command=command,
+                    fid_weights=fid_weights, fid_samples=fid_samples,
                 )
         except LatentdimError as e:
             fail(str(e))

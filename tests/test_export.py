@@ -363,3 +363,151 @@ def test_export_of_a_model_on_the_gpu_leaves_it_there(run_dir, vector_onnx, tmp_
     assert next(model.parameters()).is_cuda and model.training  # the caller's model is untouched
     z = np.random.default_rng(6).normal(size=(8, info.m_active)).astype(np.float32)
     np.testing.assert_allclose(ort_run(info.path, z), ort_run(vector_onnx[0], z), rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------- every preset
+
+# (preset, data shape, width): tiny widths so each model builds and exports in well under a second.
+PRESET_CASES = [
+    ("mlp", (6,), 16),
+    ("mnist", (1, 28, 28), 8),
+    ("fmnist", (1, 28, 28), 32),
+    ("cifar", (3, 32, 32), 32),
+    ("celeba", (3, 64, 64), 64),
+    ("conv", (1, 20, 20), 64),
+    ("conv", (3, 48, 48), 64),
+]
+# Capacity 5 with coordinates 1 and 4 closed by hand: m_A = 3 < 5, active [0, 2, 3].
+PRESET_THETA = [2.0, 0.0, 0.5, 3.0, 0.0]
+
+
+def randomise_norms(model: nn.Module, seed: int) -> None:
+    """Gives every batch norm non-default running statistics and affine parameters, so a graph
+    that normalised with the batch's own statistics (training mode) would differ by O(1) from the
+    eval-mode reference (fmnist, cifar, celeba, conv; mlp and mnist have no batch norm)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                n = module.num_features
+                module.running_mean.copy_(0.2 * torch.randn(n, generator=g))
+                module.running_var.copy_(0.2 + 0.3 * torch.rand(n, generator=g))
+                module.weight.copy_(1.0 + 0.5 * torch.rand(n, generator=g))
+                module.bias.copy_(0.2 * torch.rand(n, generator=g))  # >= 0: no channel goes dead in the ReLU
+
+
+def case_id(case) -> str:
+    return f"{case[0]}-{'x'.join(map(str, case[1]))}"
+
+
+def export_preset(preset, shape, width, folder):
+    """A checkpoint of an untrained model of one preset (mask set by hand, batch norms randomised),
+    written the way estimate writes one, and its ONNX export through the checkpoint path.
+
+    Returns (spec, folder, ExportInfo)."""
+    from dataclasses import asdict
+
+    from latentdim.checkpoint import save_checkpoint
+    from latentdim.models import build_model
+
+    torch.manual_seed(0)
+    spec = ModelSpec(preset, shape, len(PRESET_THETA), width)
+    model = build_model(spec)
+    randomise_norms(model, 1)
+    with torch.no_grad():
+        model.mask.theta.copy_(torch.tensor(PRESET_THETA))
+    images = len(shape) == 3
+    standardiser = None if images else {"mean": [5.0 + i for i in range(shape[0])], "std": [0.5 + i for i in range(shape[0])]}
+    extra = {
+        "config": asdict(TrainConfig(reconstruction="bce" if images else "mse")),
+        "standardiser": standardiser,
+        "seed": 11,
+        "result": {"fid": 42.0} if images else {"frechet_distance": 0.25},
+    }
+    save_checkpoint(folder / "checkpoint.pt", model, spec, extra)
+    return spec, folder, export_onnx(folder, folder / "model.onnx")
+
+
+@pytest.fixture(scope="module")
+def preset_exports(tmp_path_factory):
+    """case -> export_preset(case), each made once per module."""
+    made = {}
+
+    def get(case):
+        if case not in made:
+            made[case] = export_preset(*case, tmp_path_factory.mktemp(f"preset-{case[0]}"))
+        return made[case]
+
+    return get
+
+
+@pytest.fixture(params=PRESET_CASES, ids=case_id)
+def preset_export(request, preset_exports):
+    return preset_exports(request.param)
+
+
+def test_every_preset_matches_torch_in_eval_mode(preset_export):
+    spec, folder, info = preset_export
+    model, _, state = load_checkpoint(folder / "checkpoint.pt")
+    z = np.random.default_rng(8).normal(size=(7, 3)).astype(np.float32)
+    raw = spec_reference(model.decoder.eval(), PRESET_THETA, z).reshape(7, *spec.data_shape).astype(np.float64)
+    if len(spec.data_shape) == 3:
+        expected = 1.0 / (1.0 + np.exp(-raw))
+    else:
+        expected = raw * np.asarray(state["standardiser"]["std"]) + np.asarray(state["standardiser"]["mean"])
+    got = ort_run(info.path, z)
+    assert got.shape == (7, *spec.data_shape) and got.dtype == np.float32
+    assert np.abs(got - expected).max() <= 1e-5
+    # Batch norm uses its running statistics: each row alone gives what it gives in a batch of 7
+    # (training-mode batch norm on one row would output its bias, whatever z).
+    alone = np.concatenate([ort_run(info.path, z[i : i + 1]) for i in range(7)])
+    np.testing.assert_allclose(alone, got, rtol=0, atol=1e-6)
+    assert np.abs(got[0] - got[1]).max() > 1e-4  # and the output does depend on z (100x the tolerance)
+
+
+def test_every_preset_input_is_m_active_and_metadata_round_trips(preset_export):
+    spec, _, info = preset_export
+    graph = onnx.load(str(info.path)).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and dims[1].dim_value == 3 == info.m_active < spec.capacity
+    meta = open_generator(info.path).metadata  # the torch-free reader
+    assert meta == info.metadata
+    assert (meta["preset"], meta["data_shape"], meta["capacity"]) == (spec.preset, list(spec.data_shape), 5)
+    assert (meta["m_active"], meta["active"], meta["seed"]) == (3, ACTIVE, 11)
+    images = len(spec.data_shape) == 3
+    assert (meta["output"], meta["output_dtype"]) == ("images" if images else "vectors", "float32")
+    if images:
+        assert meta["standardisation"] is None and meta["fid"] == 42.0 and meta["frechet_distance"] is None
+    else:
+        assert meta["standardisation"]["std"] == [0.5 + i for i in range(6)] and meta["frechet_distance"] == 0.25
+
+
+def test_preset_uint8_keeps_three_channels(preset_exports, tmp_path):
+    _, folder, info = preset_exports(PRESET_CASES[3])  # cifar, RGB
+    info8 = export_onnx(folder, tmp_path / "m8.onnx", uint8=True)
+    z = np.random.default_rng(9).normal(size=(4, 3)).astype(np.float32)
+    got8 = ort_run(info8.path, z)
+    assert got8.dtype == np.uint8 and got8.shape == (4, 3, 32, 32) and info8.metadata["data_shape"] == [3, 32, 32]
+    assert np.abs(got8.astype(np.int16) - np.rint(ort_run(info.path, z) * 255.0)).max() <= 1
+
+
+@pytest.mark.parametrize("case", [PRESET_CASES[1], PRESET_CASES[-1]], ids=case_id)  # gray mnist, RGB conv 48x48
+def test_cli_sample_of_a_preset_writes_pngs(case, preset_exports, tmp_path):
+    spec, _, info = preset_exports(case)
+    c, h, w = spec.data_shape
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        result = run("sample", info.path, "-n", 10, "-o", tmp_path / name, "--seed", seed, "--batch-size", 4)
+        assert result.exit_code == 0, result.output
+        assert "wrote 10 images" in result.stderr and "warning" not in result.stderr
+    names = [f"sample_{i:05d}.png" for i in range(10)]
+    assert sorted(os.listdir(tmp_path / "a")) == ["grid.png", *names]
+    z = np.random.default_rng(5).standard_normal((10, 3)).astype(np.float32)
+    expected = np.rint(np.clip(ort_run(info.path, z), 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    for i, name in enumerate(names):
+        with Image.open(tmp_path / "a" / name) as png:
+            assert png.format == "PNG" and png.mode == ("L" if c == 1 else "RGB") and png.size == (w, h)
+            np.testing.assert_array_equal(np.asarray(png).reshape(h, w, c), expected[i])
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()  # same seed
+    assert any((tmp_path / "a" / n).read_bytes() != (tmp_path / "c" / n).read_bytes() for n in names)
+    with Image.open(tmp_path / "a" / "grid.png") as grid_png:  # 10 tiles: 4 columns, 3 rows
+        assert grid_png.size == (4 * w, 3 * h) and grid_png.mode == ("L" if c == 1 else "RGB")

@@ -33,7 +33,7 @@ from latentdim.metrics import fid as fid_mod
 from latentdim.metrics.fid import ENV_VAR, WEIGHTS_FILE, WEIGHTS_URL, FidResult, compute_fid, find_weights
 
 fe_mod = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
-_REAL_ONLINE = fid_mod._online  # before any fixture replaces it
+_REAL_ONLINE = fid_mod.online  # before any fixture replaces it
 
 N = 6  # images per set; a rank-5 covariance is plenty for the identities tested here
 SIZE = 16
@@ -90,18 +90,13 @@ def make_stand_in_weights(path: Path, seed: int = 0) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def stand_in(tmp_path_factory) -> Path:
-    return make_stand_in_weights(tmp_path_factory.mktemp("fid_weights") / WEIGHTS_FILE, seed=0)
-
-
 @pytest.fixture(autouse=True)
 def offline(tmp_path, monkeypatch):
     """Empty hub cache, no env var, and a probe that says offline: no test can download."""
     hub = tmp_path / "hub"
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
     monkeypatch.delenv(ENV_VAR, raising=False)
-    monkeypatch.setattr(fid_mod, "_online", lambda *a, **k: False)
+    monkeypatch.setattr(fid_mod, "online", lambda *a, **k: False)
     return hub
 
 
@@ -127,7 +122,7 @@ def runs(stand_in):
         return out
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fid_mod, "_online", lambda *a, **k: False)
+        mp.setattr(fid_mod, "online", lambda *a, **k: False)
         mp.setattr(fid_mod, "_features", spy)
         self_run = compute_fid(gray, gray, weights=weights)
         self_features = recorded[:]
@@ -302,7 +297,7 @@ def test_no_weights_and_no_download_gives_none_with_reason(monkeypatch):
     def forbidden(*a, **k):
         raise AssertionError("must not probe the network when allow_download=False")
 
-    monkeypatch.setattr(fid_mod, "_online", forbidden)
+    monkeypatch.setattr(fid_mod, "online", forbidden)
     r = compute_fid(_images(1, 3, 1), _images(2, 4, 3), allow_download=False)
     _check_missing(r, 3)
 
@@ -318,7 +313,7 @@ def test_failed_download_gives_none_with_reason(monkeypatch):
         asked.append(url)
         raise urllib.error.URLError("no route to host")
 
-    monkeypatch.setattr(fid_mod, "_online", lambda *a, **k: True)
+    monkeypatch.setattr(fid_mod, "online", lambda *a, **k: True)
     monkeypatch.setattr(fe_mod, "load_state_dict_from_url", fail)
     r = compute_fid(_images(1, 3, 3), _images(2, 3, 3))
     assert asked == [WEIGHTS_URL]
@@ -340,7 +335,7 @@ def test_download_lands_in_the_hub_cache_and_is_used(stand_in, monkeypatch, offl
         target.write_bytes(stand_in.read_bytes())
         return torch.load(target, weights_only=True)
 
-    monkeypatch.setattr(fid_mod, "_online", lambda *a, **k: True)
+    monkeypatch.setattr(fid_mod, "online", lambda *a, **k: True)
     monkeypatch.setattr(fe_mod, "load_state_dict_from_url", fake_download)
     r = compute_fid(_images(1, 2, 3), _images(2, 2, 3))
     assert asked == [(WEIGHTS_URL, False)]  # no progress bar

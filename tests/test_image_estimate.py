@@ -154,3 +154,52 @@ def test_cli_image_options_on_vectors_are_refused(tmp_path):
     assert "--channels must be 1 or 3" in line
     line = one_error_line(run("estimate", tmp_path / "imgs", "--preset", "mlp"))
     assert "for vectors" in line
+
+
+def test_fid_is_null_with_a_reason_when_the_weights_are_missing(tmp_path, monkeypatch):
+    from latentdim.metrics import fid as fid_mod
+
+    monkeypatch.setattr(fid_mod, "online", lambda *a, **k: False)
+    monkeypatch.delenv(fid_mod.ENV_VAR, raising=False)
+    monkeypatch.setattr(fid_mod, "_cache_path", lambda: tmp_path / "no-cache" / fid_mod.WEIGHTS_FILE)
+    make_folder(tmp_path / "imgs", n=16)
+    result = run("estimate", tmp_path / "imgs", "-m", "3", "--width", "8", "--max-steps", "2", "--batch-size", "8",
+                 "--no-baselines", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["fid"] is None and payload["kid_mean"] is None and payload["fid_samples"] == 0
+    assert "--fid-weights" in payload["fid_reason"] and fid_mod.WEIGHTS_FILE in payload["fid_reason"]
+    table = run("estimate", tmp_path / "imgs", "-m", "3", "--width", "8", "--max-steps", "2", "--batch-size", "8",
+                "--no-baselines")
+    assert "not computed" in table.stderr
+
+
+def test_a_missing_fid_weights_path_fails_before_training(tmp_path):
+    make_folder(tmp_path / "imgs", n=16)
+    line = one_error_line(run("estimate", tmp_path / "imgs", "--fid-weights", tmp_path / "nope.pth"))
+    assert "nope.pth" in line
+    line = one_error_line(run("estimate", tmp_path / "imgs", "--fid-samples", "1"))
+    assert "--fid-samples" in line
+
+
+def test_vector_runs_say_fid_is_for_images():
+    result = latentdim.estimate("synthetic:n=2,d=8,samples=200", capacity=2, width=8, baselines=False,
+                                config=TrainConfig(max_steps=2, batch_size=8))
+    assert result.fid is None and "images" in result.fid_reason
+
+
+def test_fid_end_to_end_with_a_stand_in_weights_file(tmp_path, monkeypatch, stand_in):
+    # The stand-in has the real file's architecture and random values (tests/test_fid.py); the
+    # code that loads and runs it is the code that would load the real weights.
+    from latentdim.metrics import fid as fid_mod
+
+    monkeypatch.setattr(fid_mod, "online", lambda *a, **k: False)
+    weights = stand_in
+    make_folder(tmp_path / "imgs", n=16)
+    monkeypatch.setenv(fid_mod.ENV_VAR, str(weights))
+    result = latentdim.estimate(tmp_path / "imgs", capacity=3, fid_samples=6, out=tmp_path / "run", **TINY)
+    assert result.fid is not None and result.fid > 0 and result.fid_reason is None
+    assert result.fid_samples == 6 and result.kid_mean is not None
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["fid"] == result.fid
+    assert f"{result.fid:.2f}" in (tmp_path / "run" / "report.html").read_text()

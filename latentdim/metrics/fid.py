@@ -14,6 +14,7 @@ torch-fidelity is imported inside the functions, so ``import latentdim.metrics``
 from __future__ import annotations
 
 import io
+import functools
 import os
 import socket
 import warnings
@@ -106,8 +107,10 @@ def missing_weights_reason() -> str:
     )
 
 
-def _online(url: str = WEIGHTS_URL, timeout: float = _ONLINE_TIMEOUT_S) -> bool:
-    """Whether the download host accepts a TCP connection within ``timeout`` seconds."""
+@functools.lru_cache(maxsize=None)
+def online(url: str = WEIGHTS_URL, timeout: float = _ONLINE_TIMEOUT_S) -> bool:
+    """Whether the download host accepts a TCP connection within ``timeout`` seconds (asked once
+    per process: an offline machine should not wait at every run)."""
     parsed = urlparse(url)
     try:
         with socket.create_connection((parsed.hostname or "", parsed.port or 443), timeout=timeout):
@@ -311,7 +314,7 @@ def compute_fid(
 
     path = find_weights(weights)
     if path is None:
-        if not (allow_download and _online()):
+        if not (allow_download and online()):
             return FidResult(None, None, None, n, missing_weights_reason(), None)
         try:
             extractor = _load_extractor(None, device)
