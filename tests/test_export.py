@@ -417,7 +417,8 @@ def export_preset(preset, shape, width, folder):
     with torch.no_grad():
         model.mask.theta.copy_(torch.tensor(PRESET_THETA))
     images = len(shape) == 3
-    standardiser = None if images else {"mean": [5.0 + i for i in range(shape[0])], "std": [0.5 + i for i in range(shape[0])]}
+    columns = range(shape[0])
+    standardiser = None if images else {"mean": [5.0 + i for i in columns], "std": [0.5 + i for i in columns]}
     extra = {
         "config": asdict(TrainConfig(reconstruction="bce" if images else "mse")),
         "standardiser": standardiser,
