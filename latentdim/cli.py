@@ -179,6 +179,7 @@ def estimate(
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. [default: 30000; 10000 with --no-mask; 500000 with --schedule reference]")] = None,
     schedule: Annotated[Schedule, typer.Option(help="latentdim: closing pressure, then polariser (fast). reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
     closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask. [default: 5]")] = None,
+    loss_budget: Annotated[Optional[float], typer.Option(help="Stop closing dimensions once the held-out reconstruction has lost this fraction of what the latent code explains; 0 turns the rule off (then only a stable m_A ends closing). [default: 0.02]")] = None,
     batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions.")] = None,
@@ -200,8 +201,8 @@ def estimate(
     from latentdim.train import NO_MASK_MAX_STEPS, TrainConfig
 
     if schedule is Schedule.reference:
-        if closing_pressure is not None:
-            fail("--closing-pressure applies to the latentdim schedule only; drop it or use --schedule latentdim")
+        if closing_pressure is not None or loss_budget is not None:
+            fail("--closing-pressure and --loss-budget apply to the latentdim schedule only; drop them or use --schedule latentdim")
         config = TrainConfig.reference(batch_size=batch_size)
     else:
         config = TrainConfig(batch_size=batch_size)
@@ -213,6 +214,10 @@ def estimate(
         if closing_pressure < 0:
             fail(f"--closing-pressure must be >= 0, got {closing_pressure}")
         config.closing_pressure = closing_pressure
+    if loss_budget is not None:
+        if not 0 <= loss_budget < 1:
+            fail(f"--loss-budget must be in [0, 1), got {loss_budget}")
+        config.loss_budget = loss_budget or None
     steps_every, seconds_every = parse_interval(checkpoint_every)
     command = "latentdim " + shlex.join(sys.argv[1:])
     with stop_on_signals() as stop:

@@ -49,6 +49,15 @@ class TrainConfig:
     # until a needed dim falls below 0.1 (docs/mask-dynamics.md).
     closing_polariser: float | None = 2.5
     settle_window: int = 1500  # closing phase ends once m_A is unchanged for this many steps
+    # ... or once closing costs reconstruction: the held-out reconstruction error (a fixed probe
+    # set, every probe_every steps, median of the last probe_window) has risen above its best value
+    # of the phase by this fraction of the gap between the no-information reconstruction (every
+    # sample reconstructed as the data mean) and that best value. None: no such stop.
+    # docs/mask-dynamics.md ("Natural images") has the measurements behind it.
+    loss_budget: float | None = 0.02
+    probe_every: int = 50
+    probe_samples: int = 1024
+    probe_window: int = 5
     polish_double_every: int = 50  # polish phase: lambda3 doubles this often (steps)
     stable_window: int = 500  # polish ends once no dim is undecided and m_A is unchanged this long
     refine_steps: int = 1000  # latentdim schedule: mask frozen at the end while the networks adapt
@@ -129,6 +138,11 @@ class MaskSchedule:
 
     def _enter(self, phase: str, step: int) -> None:
         self.phase, self.phase_start = phase, step
+
+    def end_closing(self, step: int) -> None:
+        """Closing now costs more reconstruction than the budget allows: go on to polish."""
+        if self.phase == "close":
+            self._enter("polish", step)
 
     def observe(self, step: int, m_active: int, undecided: int) -> bool:
         """Feeds the mask state after ``step`` steps; returns True when training is over."""
@@ -274,6 +288,53 @@ def _all_finite(params: list[nn.Parameter]) -> bool:
     return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
 
 
+class _Probe:
+    """The closing phase's loss budget: the reconstruction error on a fixed probe set (chosen with
+    its own seeded generator, so torch's random stream is untouched), in eval mode.
+
+    ``over_budget`` is True once the median of the last ``probe_window`` probes exceeds the best
+    median of the closing phase by ``loss_budget * (r0 - best)``, where ``r0`` is the error of
+    reconstructing every probe sample as the probe mean (a model that keeps no information).
+    """
+
+    def __init__(self, data: torch.Tensor, config: TrainConfig, kind: str) -> None:
+        n = data.shape[0]
+        rows = np.sort(np.random.default_rng(0).choice(n, size=min(n, config.probe_samples), replace=False))
+        self.x = model_input(data[torch.from_numpy(rows).to(data.device)])
+        self.kind, self.config = kind, config
+        mean = self.x.mean(0, keepdim=True).expand_as(self.x)
+        if kind == "bce":
+            mean = torch.logit(mean.clamp(1e-6, 1 - 1e-6))  # the loss takes logits
+        self.r0 = float(losses.reconstruction(mean, self.x, kind))
+        self.values: list[float] = []
+        self.best = math.inf
+
+    @torch.no_grad()
+    def over_budget(self, model: MaskAAE, step: int) -> bool:
+        was_training = model.training
+        model.eval()
+        mu = model.mask()
+        parts = [
+            float(losses.reconstruction(model.decoder(mu * model.encoder(xb)), xb, self.kind)) * len(xb)
+            for xb in self.x.split(256)
+        ]
+        model.train(was_training)
+        self.values.append(sum(parts) / len(self.x))
+        window = self.values[-self.config.probe_window :]
+        if len(window) < self.config.probe_window:
+            return False
+        current = float(np.median(window))
+        self.best = min(self.best, current)
+        gap = self.r0 - self.best  # what the code explains; <= 0: nothing yet, no budget to spend
+        return gap > 0 and current > self.best + self.config.loss_budget * gap
+
+    def state(self) -> dict[str, Any]:
+        return {"values": list(self.values), "best": self.best}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.values, self.best = list(state["values"]), float(state["best"])
+
+
 def train(
     model: MaskAAE,
     data: torch.Tensor,
@@ -345,6 +406,7 @@ def train(
 
     outcome = TrainOutcome(steps=0, seconds=0.0, stop_reason="max_steps", last=None)
     step, seconds_before, retries = 0, 0.0, 0
+    probe = _Probe(data, config, rec_kind) if config.loss_budget is not None and mask.enabled and config.schedule == "latentdim" else None
 
     def capture() -> dict[str, Any]:
         return _cpu_copy({
@@ -357,6 +419,7 @@ def train(
             "history_mask": [list(row) for row in outcome.history_mask],
             "seconds": seconds_before + time.perf_counter() - start,
             "retries": retries,
+            "probe": None if probe is None else probe.state(),
         })
 
     def restore(state: dict[str, Any]) -> None:
@@ -370,6 +433,8 @@ def train(
             setattr(schedule, f, state["schedule"][f])
         _set_rng_state(state["rng"], device)
         step, retries = int(state["step"]), int(state.get("retries", 0))
+        if probe is not None and state.get("probe") is not None:
+            probe.load(state["probe"])
         outcome.history_steps[:] = list(state["history_steps"])
         outcome.history_mask[:] = [list(row) for row in state["history_mask"]]
         # (learning rates come back with the optimiser states: a rolled-back run keeps its halved rates)
@@ -433,6 +498,9 @@ def train(
         mu_now = mask().detach()
         m_active, undecided = count_active(mu_now), count_undecided(mu_now)
         done = schedule.observe(step, m_active, undecided)
+        if probe is not None and schedule.phase == "close" and step % config.probe_every == 0:
+            if probe.over_budget(model, step):
+                schedule.end_closing(step)
         # Refine phase only: re-standardising while the mask still moves let dims on their way
         # out (mu 0.1-0.2) carry information again (docs/mask-dynamics.md).
         every = config.restandardise_every

@@ -123,3 +123,52 @@ def test_restandardise_codes_keeps_reconstructions_and_standardises_active_codes
     torch.testing.assert_close(codes[:, 1:].mean(0), torch.zeros(3), rtol=0, atol=1e-5)
     torch.testing.assert_close(codes[:, 1:].std(0), torch.ones(3), rtol=0, atol=1e-5)
     torch.testing.assert_close(codes[:, 0], closed_before)  # a closed dim is left to its penalty
+
+
+def test_probe_r0_is_the_reconstruction_of_the_mean():
+    from latentdim.train import _Probe
+
+    x = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.0, 0.5], [0.0, 0.5]])
+    cfg = TrainConfig(probe_samples=4)
+    # MSE: reconstructing every row as the column means leaves the (population) column variances.
+    assert _Probe(x, cfg, "mse").r0 == pytest.approx(float(x.var(0, unbiased=False).mean()))
+    # BCE: column means 0.5 and 0.75; closed form -mean(x log p + (1 - x) log(1 - p)).
+    import math
+
+    col0 = -math.log(0.5)
+    col1 = -(0.5 * (1.0 * math.log(0.75) + 0.0 * math.log(0.25)) + 0.5 * (0.5 * math.log(0.75) + 0.5 * math.log(0.25)))
+    assert _Probe(x, cfg, "bce").r0 == pytest.approx((col0 + col1) / 2, rel=1e-5)
+
+
+class _FixedRec(torch.nn.Module):
+    """A stand-in 'model' reconstructing x as a * x: its error on the probe is (1 - a)^2 mean(x^2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.mask = lambda: torch.ones(1)
+        self.encoder = lambda x: x
+        self.a = 0.0
+        self.decoder = lambda codes: self.a * codes
+
+
+def test_probe_fires_when_the_median_rises_by_the_budget_of_the_gap():
+    from latentdim.train import _Probe
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    cfg = TrainConfig(probe_samples=64, probe_window=3, loss_budget=0.1)
+    probe = _Probe(x, cfg, "mse")
+    fake = _FixedRec()
+    fired = []
+    # the error first improves (a -> 0.9), then worsens step by step
+    for a in [0.1, 0.3, 0.5, 0.7, 0.9, 0.9, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5, 0.3, 0.1]:
+        fake.a = a
+        fired.append(probe.over_budget(fake, 0))
+    first = fired.index(True)
+    values = probe.values
+    best = min(float(np.median(values[i - 2 : i + 1])) for i in range(2, first + 1))
+    current = float(np.median(values[first - 2 : first + 1]))
+    assert current > best + 0.1 * (probe.r0 - best)
+    previous = float(np.median(values[first - 3 : first]))
+    assert previous <= best + 0.1 * (probe.r0 - best)
+    assert not any(fired[:first])
