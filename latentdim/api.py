@@ -26,7 +26,7 @@ from latentdim.metrics import classical_estimates, frechet_distance_samples, nac
 from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, count_undecided, is_image_preset
 from latentdim.models.conv import IMAGE_PRESETS, conv_levels
 from latentdim.models.mask import ACTIVE_THRESHOLD
-from latentdim.train import NO_MASK_MAX_STEPS, StepStats, TrainConfig, TrainOutcome, history_array, model_input, train
+from latentdim.train import IMAGE_LOSS_BUDGET, NO_MASK_MAX_STEPS, StepStats, TrainConfig, TrainOutcome, history_array, model_input, train
 
 #: Samples used for the final diagnostics (reconstruction, W, Frechet distance, NAC).
 EVAL_SAMPLES = 5000
@@ -510,6 +510,12 @@ def estimate(
         )
     if config.reconstruction is None:  # SPEC §3: BCE with a sigmoid decoder for images, MSE for vectors
         config = replace(config, reconstruction="bce" if data.images else "mse")
+    # Natural images have no gap between needed and spurious dimensions: closing starts once the
+    # auto-encoder has converged and stops when it costs reconstruction (docs/mask-dynamics.md).
+    if config.loss_budget is None:
+        config = replace(config, loss_budget=IMAGE_LOSS_BUDGET if data.images else 0.0)
+    if config.warmup_plateau is None:
+        config = replace(config, warmup_plateau=data.images)
     spec = ModelSpec(data.preset, tuple(data.array.shape[1:]), capacity, width, use_mask)
     if saved is not None:
         _check_same_run(saved, spec, seed, data.source, Path(out_dir))

@@ -179,7 +179,7 @@ def estimate(
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. [default: 30000; 10000 with --no-mask; 500000 with --schedule reference]")] = None,
     schedule: Annotated[Schedule, typer.Option(help="latentdim: closing pressure, then polariser (fast). reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
     closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask. [default: 5]")] = None,
-    loss_budget: Annotated[Optional[float], typer.Option(help="Stop closing dimensions once the held-out reconstruction has lost this fraction of what the latent code explains; 0 turns the rule off (then only a stable m_A ends closing). [default: 0.02]")] = None,
+    loss_budget: Annotated[Optional[float], typer.Option(help="Stop closing dimensions once the held-out reconstruction has lost this fraction of what the latent code explains; 0 turns the rule off (then only a stable m_A ends closing). [default: 0.02 for images, off for vectors]")] = None,
     batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions.")] = None,
@@ -217,7 +217,7 @@ def estimate(
     if loss_budget is not None:
         if not 0 <= loss_budget < 1:
             fail(f"--loss-budget must be in [0, 1), got {loss_budget}")
-        config.loss_budget = loss_budget or None
+        config.loss_budget = loss_budget  # 0: off (None would mean "the default for the data")
     steps_every, seconds_every = parse_interval(checkpoint_every)
     command = "latentdim " + shlex.join(sys.argv[1:])
     with stop_on_signals() as stop:

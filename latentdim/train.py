@@ -22,6 +22,7 @@ from latentdim.optim import TF1RMSprop
 
 LAMBDA3_CAP = 2048.0  # SPEC §4
 NO_MASK_MAX_STEPS = 10_000  # step budget of the --no-mask baseline, which has no mask to settle
+IMAGE_LOSS_BUDGET = 0.02  # latentdim.estimate's loss budget for images (TrainConfig.loss_budget)
 
 
 @dataclass
@@ -52,9 +53,17 @@ class TrainConfig:
     # ... or once closing costs reconstruction: the held-out reconstruction error (a fixed probe
     # set, every probe_every steps, median of the last probe_window) has risen above its best value
     # of the phase by this fraction of the gap between the no-information reconstruction (every
-    # sample reconstructed as the data mean) and that best value. None: no such stop.
+    # sample reconstructed as the data mean) and that best value. None: chosen from the data by
+    # latentdim.estimate (IMAGE_LOSS_BUDGET for images, off for vectors); 0: off.
     # docs/mask-dynamics.md ("Natural images") has the measurements behind it.
-    loss_budget: float | None = 0.02
+    loss_budget: float | None = None
+    # Warm-up lasts at least warmup_steps and, when True, until the probe's reconstruction has
+    # plateaued: improved by less than plateau_tolerance of the gap over the last plateau_window
+    # steps (at most max_warmup_steps). None: chosen by latentdim.estimate (on for images).
+    warmup_plateau: bool | None = None
+    plateau_window: int = 1000
+    plateau_tolerance: float = 0.01
+    max_warmup_steps: int = 20000
     probe_every: int = 50
     probe_samples: int = 1024
     probe_window: int = 5
@@ -113,6 +122,7 @@ class MaskSchedule:
         else:
             self.phase = "warmup" if config.warmup_steps > 0 else "close"
         self.phase_start = 0
+        self.plateaued = False  # set by the probe when warmup_plateau is on
         self.last_m_active: int | None = None
         self.last_change = 0
 
@@ -154,7 +164,7 @@ class MaskSchedule:
         if not self.use_mask:
             return False  # nothing to settle: the WAE baseline trains to max_steps
         if self.phase == "warmup":
-            if in_phase >= cfg.warmup_steps:
+            if in_phase >= cfg.warmup_steps and (not cfg.warmup_plateau or self.plateaued or in_phase >= cfg.max_warmup_steps):
                 self._enter("close", step)
                 self.last_change = step  # the settle window counts from here
             return False
@@ -257,7 +267,7 @@ def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Para
 
 
 #: Schedule attributes that a training-state checkpoint carries (MaskSchedule.__init__ sets the rest).
-_SCHEDULE_FIELDS = ("phase", "phase_start", "last_m_active", "last_change")
+_SCHEDULE_FIELDS = ("phase", "phase_start", "last_m_active", "last_change", "plateaued")
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -306,11 +316,13 @@ class _Probe:
         if kind == "bce":
             mean = torch.logit(mean.clamp(1e-6, 1 - 1e-6))  # the loss takes logits
         self.r0 = float(losses.reconstruction(mean, self.x, kind))
-        self.values: list[float] = []
+        self.values: list[float] = []  # closing phase
+        self.warmup_values: list[float] = []
         self.best = math.inf
 
     @torch.no_grad()
-    def over_budget(self, model: MaskAAE, step: int) -> bool:
+    def measure(self, model: MaskAAE) -> float:
+        """The reconstruction error on the probe set, in eval mode."""
         was_training = model.training
         model.eval()
         mu = model.mask()
@@ -319,20 +331,36 @@ class _Probe:
             for xb in self.x.split(256)
         ]
         model.train(was_training)
-        self.values.append(sum(parts) / len(self.x))
+        return sum(parts) / len(self.x)
+
+    def plateaued(self, model: MaskAAE) -> bool:
+        """Warm-up: True once the median error improved by less than ``plateau_tolerance`` of the
+        gap to r0 over the last ``plateau_window`` steps."""
+        cfg = self.config
+        self.warmup_values.append(self.measure(model))
+        lag = cfg.plateau_window // cfg.probe_every
+        if len(self.warmup_values) < lag + cfg.probe_window:
+            return False
+        now = float(np.median(self.warmup_values[-cfg.probe_window :]))
+        then = float(np.median(self.warmup_values[-lag - cfg.probe_window : -lag]))
+        return then - now < cfg.plateau_tolerance * (self.r0 - now)
+
+    def over_budget(self, model: MaskAAE, step: int) -> bool:
+        self.values.append(self.measure(model))
         window = self.values[-self.config.probe_window :]
         if len(window) < self.config.probe_window:
             return False
         current = float(np.median(window))
         self.best = min(self.best, current)
         gap = self.r0 - self.best  # what the code explains; <= 0: nothing yet, no budget to spend
-        return gap > 0 and current > self.best + self.config.loss_budget * gap
+        return gap > 0 and current > self.best + (self.config.loss_budget or 0.0) * gap
 
     def state(self) -> dict[str, Any]:
-        return {"values": list(self.values), "best": self.best}
+        return {"values": list(self.values), "warmup_values": list(self.warmup_values), "best": self.best}
 
     def load(self, state: dict[str, Any]) -> None:
         self.values, self.best = list(state["values"]), float(state["best"])
+        self.warmup_values = list(state.get("warmup_values", []))
 
 
 def train(
@@ -406,7 +434,8 @@ def train(
 
     outcome = TrainOutcome(steps=0, seconds=0.0, stop_reason="max_steps", last=None)
     step, seconds_before, retries = 0, 0.0, 0
-    probe = _Probe(data, config, rec_kind) if config.loss_budget is not None and mask.enabled and config.schedule == "latentdim" else None
+    probing = bool(config.loss_budget) or bool(config.warmup_plateau)
+    probe = _Probe(data, config, rec_kind) if probing and mask.enabled and config.schedule == "latentdim" else None
 
     def capture() -> dict[str, Any]:
         return _cpu_copy({
@@ -497,10 +526,12 @@ def train(
             continue
         mu_now = mask().detach()
         m_active, undecided = count_active(mu_now), count_undecided(mu_now)
-        done = schedule.observe(step, m_active, undecided)
-        if probe is not None and schedule.phase == "close" and step % config.probe_every == 0:
-            if probe.over_budget(model, step):
+        if probe is not None and step % config.probe_every == 0:
+            if schedule.phase == "warmup" and config.warmup_plateau and not schedule.plateaued:
+                schedule.plateaued = probe.plateaued(model)
+            elif schedule.phase == "close" and config.loss_budget and probe.over_budget(model, step):
                 schedule.end_closing(step)
+        done = schedule.observe(step, m_active, undecided)
         # Refine phase only: re-standardising while the mask still moves let dims on their way
         # out (mu 0.1-0.2) carry information again (docs/mask-dynamics.md).
         every = config.restandardise_every

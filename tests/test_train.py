@@ -172,3 +172,34 @@ def test_probe_fires_when_the_median_rises_by_the_budget_of_the_gap():
     previous = float(np.median(values[first - 3 : first]))
     assert previous <= best + 0.1 * (probe.r0 - best)
     assert not any(fired[:first])
+
+
+def test_probe_plateau_waits_for_the_improvement_to_fall_below_the_tolerance():
+    from latentdim.train import _Probe
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    cfg = TrainConfig(probe_samples=64, probe_window=1, probe_every=50, plateau_window=100, plateau_tolerance=0.05)
+    probe = _Probe(x, cfg, "mse")
+    fake = _FixedRec()
+    seen = []
+    for a in [0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.96, 0.965, 0.966]:  # error (1 - a)^2 E[x^2]
+        fake.a = a
+        seen.append(probe.plateaued(fake))
+    # lag = 2 probes: plateaued once (error two probes ago - error now) < 0.05 (r0 - error now)
+    e = [v for v in probe.warmup_values]
+    expected = [False, False] + [e[i - 2] - e[i] < 0.05 * (probe.r0 - e[i]) for i in range(2, len(e))]
+    assert seen == expected
+    assert not any(seen[:5]) and seen[-1]
+
+
+def test_warmup_plateau_holds_the_mask_until_the_probe_says_so():
+    cfg = TrainConfig(warmup_steps=10, warmup_plateau=True, max_warmup_steps=100)
+    schedule = MaskSchedule(cfg, capacity=4)
+    assert not schedule.observe(10, 4, 0) and schedule.phase == "warmup"  # not plateaued yet
+    schedule.plateaued = True
+    schedule.observe(11, 4, 0)
+    assert schedule.phase == "close"
+    capped = MaskSchedule(cfg, capacity=4)
+    capped.observe(100, 4, 0)
+    assert capped.phase == "close"  # max_warmup_steps ends it regardless
