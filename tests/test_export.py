@@ -512,3 +512,21 @@ def test_cli_sample_of_a_preset_writes_pngs(case, preset_exports, tmp_path):
     assert any((tmp_path / "a" / n).read_bytes() != (tmp_path / "c" / n).read_bytes() for n in names)
     with Image.open(tmp_path / "a" / "grid.png") as grid_png:  # 10 tiles: 4 columns, 3 rows
         assert grid_png.size == (4 * w, 3 * h) and grid_png.mode == ("L" if c == 1 else "RGB")
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [("99", "newer than this latentdim"), ('"one"', "without a format version"), ("{not json", "malformed latentdim metadata")],
+)
+def test_sample_refuses_unknown_or_newer_onnx_formats(vector_onnx, tmp_path, version, message):
+    import onnx
+
+    model = onnx.load(str(vector_onnx[0]))
+    for prop in model.metadata_props:
+        if prop.key.endswith("format_version"):
+            prop.value = version
+    path = tmp_path / "future.onnx"
+    onnx.save(model, str(path))
+    line = one_error_line(run("sample", path, "-n", "2", "-o", tmp_path / "out"))
+    assert message in line
+    assert not (tmp_path / "out").exists()

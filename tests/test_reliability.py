@@ -269,3 +269,13 @@ def test_should_stop_raises_with_the_checkpoint(tmp_path):
 def test_checkpoint_every_is_validated():
     assert "--checkpoint-every" in one_error_line(run("estimate", *ARGS, "--checkpoint-every", "soon"))
     assert "--checkpoint-every" in one_error_line(run("estimate", *ARGS, "--checkpoint-every", "0"))
+
+
+def test_preflight_refuses_an_output_folder_without_room(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    line = one_error_line(run("estimate", *ARGS, "--out", tmp_path / "run"))
+    assert "MiB free" in line and "another --out" in line
