@@ -61,7 +61,7 @@ import h5py
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from latentdim.data.vectors import CHUNK_ROWS, _hdf5_datasets
+from latentdim.data.vectors import CHUNK_ROWS, HDF5_READ_ERRORS, _hdf5_datasets, hdf5_read_error
 from latentdim.errors import LatentdimError
 
 # File extensions (lower case, no dot) that a folder scan picks up.
@@ -269,11 +269,17 @@ class _Progress:
 
 @contextlib.contextmanager
 def _truncated_images_are_errors() -> Iterator[None]:
-    """Holds ``ImageFile.LOAD_TRUNCATED_IMAGES`` False, so a truncated file fails to load."""
+    """Holds ``ImageFile.LOAD_TRUNCATED_IMAGES`` False, so a truncated file fails to load.
+
+    Also silences Pillow's warnings (e.g. "Corrupt EXIF data" from a broken file): a file is
+    either read or skipped and counted, and a warning would be one more line on stderr.
+    """
     saved = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+            yield
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
@@ -603,7 +609,11 @@ def _open_dataset(path: str, key: str | None) -> Iterator[tuple[h5py.Dataset, st
             if name not in names:
                 listing = ", ".join(names) if names else "no datasets"
                 raise LatentdimError(f"HDF5 file {path} has no dataset '{key}'; it has: {listing}")
-        yield file[name], f"{path}:{name}"
+        try:
+            dataset = file[name]
+        except HDF5_READ_ERRORS as err:
+            raise hdf5_read_error(f"{path}:{name}", err) from err
+        yield dataset, f"{path}:{name}"
 
 
 def _rank_error(what: str, shape: tuple[int, ...]) -> LatentdimError:
@@ -749,7 +759,11 @@ def _load_hdf5_images(
         progress = _Progress(on_progress, total)
         for start in range(0, total, rows):
             stop = min(start + rows, total)
-            block = _to_uint8(_to_nchw(dataset[start:stop], layout), what, start)
+            try:
+                stored = dataset[start:stop]
+            except HDF5_READ_ERRORS as err:
+                raise hdf5_read_error(what, err) from err
+            block = _to_uint8(_to_nchw(stored, layout), what, start)
             if as_is:
                 out[start:stop] = block
             else:

@@ -34,6 +34,11 @@ _WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
 # bool, signed and unsigned integers, floats: the dtype kinds that convert to float32 as numbers.
 _NUMERIC_KINDS = "biuf"
 
+# What h5py raises for a file that opens but whose structure or data cannot be read (corrupt or
+# truncated): OSError from reads, RuntimeError from walking a damaged object tree, KeyError from
+# opening a damaged object.
+HDF5_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, KeyError)
+
 
 @dataclass
 class Standardiser:
@@ -320,15 +325,31 @@ def from_array(x: ArrayLike, source: str = "array") -> VectorData:
     return VectorData(x=validate_vectors(array, source), source=source)
 
 
+def hdf5_read_error(what: str, err: BaseException) -> LatentdimError:
+    """The one-line error for an HDF5 file whose structure or data cannot be read."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)  # no quotes
+    detail = " ".join(text.split()) or type(err).__name__
+    return LatentdimError(f"cannot read {what} ({detail}); the file may be corrupt or truncated")
+
+
 def _hdf5_datasets(group: h5py.Group) -> list[str]:
-    """Full paths (e.g. ``"group/X"``) of all datasets under ``group``, sorted."""
+    """Full paths (e.g. ``"group/X"``) of all datasets under ``group``, sorted.
+
+    Raises:
+        LatentdimError: If the file's object tree cannot be walked (a corrupt file).
+    """
     names: list[str] = []
 
-    def visit(name: str, obj: Any) -> None:
+    def visit(name: str | bytes, obj: Any) -> None:
         if isinstance(obj, h5py.Dataset):
-            names.append(name)
+            # h5py gives bytes for a name that is not UTF-8 (C writers, corrupt files); show it
+            # escaped, so names sort and print (opening it by that name then fails in one line).
+            names.append(name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else name)
 
-    group.visititems(visit)
+    try:
+        group.visititems(visit)
+    except HDF5_READ_ERRORS as err:
+        raise hdf5_read_error(f"HDF5 file {group.file.filename}", err) from err
     return sorted(names)
 
 
@@ -352,12 +373,15 @@ def _load_hdf5(path: str, key: str | None) -> VectorData:
             if name not in names:
                 listing = ", ".join(names) if names else "no datasets"
                 raise LatentdimError(f"HDF5 file {path} has no dataset '{key}'; it has: {listing}")
-        dataset = file[name]
         what = f"{path}:{name}"
-        # Check dtype and shape from the metadata before reading a single value.
-        _check_dtype(dataset.dtype, what)
-        _check_shape(dataset.shape, what)
-        return VectorData(x=_copy_checked(dataset, what), source=what)
+        try:
+            dataset = file[name]
+            # Check dtype and shape from the metadata before reading a single value.
+            _check_dtype(dataset.dtype, what)
+            _check_shape(dataset.shape or (), what)  # shape None: an empty (null) dataspace
+            return VectorData(x=_copy_checked(dataset, what), source=what)
+        except HDF5_READ_ERRORS as err:
+            raise hdf5_read_error(what, err) from err
 
 
 def load_source(source: str | os.PathLike[str], key: str | None = None) -> VectorData:

@@ -8,6 +8,7 @@ vector data. The formula follows mseitzer/pytorch-fid ``calculate_frechet_distan
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -18,6 +19,8 @@ from latentdim.metrics._validate import finite_rows
 
 # pytorch-fid's tolerance: imaginary parts of sqrtm's diagonal below this are rounding noise.
 IMAG_ATOL = 1e-3
+# frechet_distance_samples rescales sample sets whose largest standard deviation exceeds this.
+_LARGE_SPREAD = 1.0
 
 
 def frechet_distance(
@@ -134,4 +137,14 @@ def frechet_distance_samples(a: np.ndarray, b: np.ndarray) -> float:
         raise LatentdimError(
             f"sample sets must have the same number of features, got {mu1.shape[0]} and {mu2.shape[0]}"
         )
+    # sqrtm's rounding noise grows with the covariances' scale (and is largest for rank-deficient
+    # ones, e.g. few samples), so data in large units (standard deviations of 5e5, or integers
+    # near 1e18) exceeded frechet_distance's absolute tolerance and raised ValueError. The
+    # distance scales as units squared: compute it in a power-of-two unit (exact in floating
+    # point) that brings the largest standard deviation into [0.5, 1), and scale back. Data whose
+    # standard deviations are at most 1 (pixels in [0, 1]) is passed as it is.
+    spread = math.sqrt(max(float(np.max(np.diagonal(sigma1))), float(np.max(np.diagonal(sigma2)))))
+    if spread > _LARGE_SPREAD:
+        unit = 2.0 ** math.frexp(spread)[1]
+        return frechet_distance(mu1 / unit, sigma1 / unit**2, mu2 / unit, sigma2 / unit**2) * unit**2
     return frechet_distance(mu1, sigma1, mu2, sigma2)
