@@ -61,7 +61,7 @@ import h5py
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from latentdim.data.vectors import CHUNK_ROWS, HDF5_READ_ERRORS, _hdf5_datasets, hdf5_read_error
+from latentdim.data.vectors import CHUNK_ROWS, HDF5_READ_ERRORS, choose_dataset, hdf5_read_error
 from latentdim.errors import LatentdimError
 
 # File extensions (lower case, no dot) that a folder scan picks up.
@@ -595,20 +595,7 @@ def _open_dataset(path: str, key: str | None) -> Iterator[tuple[h5py.Dataset, st
     except OSError as err:
         raise LatentdimError(f"cannot open HDF5 file {path}: {err}") from err
     with file:
-        names = _hdf5_datasets(file)
-        if key is None:
-            if not names:
-                raise LatentdimError(f"HDF5 file {path} holds no datasets")
-            if len(names) > 1:
-                raise LatentdimError(
-                    f"HDF5 file {path} holds several datasets ({', '.join(names)}); pass --key NAME"
-                )
-            name = names[0]
-        else:
-            name = key.strip("/")
-            if name not in names:
-                listing = ", ".join(names) if names else "no datasets"
-                raise LatentdimError(f"HDF5 file {path} has no dataset '{key}'; it has: {listing}")
+        name = choose_dataset(file, path, key)
         try:
             dataset = file[name]
         except HDF5_READ_ERRORS as err:

@@ -353,26 +353,33 @@ def _hdf5_datasets(group: h5py.Group) -> list[str]:
     return sorted(names)
 
 
+def choose_dataset(file: h5py.File, path: str, key: str | None) -> str:
+    """The dataset of ``file`` to read: ``key`` when given (it must exist), else the only one.
+
+    Raises:
+        LatentdimError: no datasets, several and no key, or a key that is not there (listing them).
+    """
+    names = _hdf5_datasets(file)
+    if key is None:
+        if not names:
+            raise LatentdimError(f"HDF5 file {path} holds no datasets")
+        if len(names) > 1:
+            raise LatentdimError(f"HDF5 file {path} holds several datasets ({', '.join(names)}); pass --key NAME")
+        return names[0]
+    name = key.strip("/")
+    if name not in names:
+        listing = ", ".join(names) if names else "no datasets"
+        raise LatentdimError(f"HDF5 file {path} has no dataset '{key}'; it has: {listing}")
+    return name
+
+
 def _load_hdf5(path: str, key: str | None) -> VectorData:
     try:
         file = h5py.File(path, "r")
     except OSError as err:
         raise LatentdimError(f"cannot open HDF5 file {path}: {err}") from err
     with file:
-        names = _hdf5_datasets(file)
-        if key is None:
-            if not names:
-                raise LatentdimError(f"HDF5 file {path} holds no datasets")
-            if len(names) > 1:
-                raise LatentdimError(
-                    f"HDF5 file {path} holds several datasets ({', '.join(names)}); pass --key NAME"
-                )
-            name = names[0]
-        else:
-            name = key.strip("/")
-            if name not in names:
-                listing = ", ".join(names) if names else "no datasets"
-                raise LatentdimError(f"HDF5 file {path} has no dataset '{key}'; it has: {listing}")
+        name = choose_dataset(file, path, key)
         what = f"{path}:{name}"
         try:
             dataset = file[name]
