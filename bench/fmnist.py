@@ -5,7 +5,7 @@ on the fly into a PNG folder and an HDF5 file under ``bench/out/fmnist/`` (never
 runs ``latentdim estimate`` as a user would (one process per run, ``--json``) and prints a table:
 
     python bench/fmnist.py                        # preset fmnist, capacities 64 128, seeds 0 1
-    python bench/fmnist.py --width 128 --max-steps 6000   # a reduced model that fits a CPU session
+    python bench/fmnist.py --width 64 --jobs 2    # a reduced model, two runs side by side (one thread each)
 
 Targets (issue 3): the MaskAAE m_A values lie within 20% of their median; the pixel-space Frechet
 distance of generated to real images is lower for MaskAAE than for the --no-mask WAE at the same
@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +87,11 @@ def run(source: Path, capacity: int, seed: int, args: argparse.Namespace, no_mas
         cmd += ["--no-mask", "--max-steps", str(args.wae_steps)]
     elif args.max_steps:
         cmd += ["--max-steps", str(args.max_steps)]
+    env = dict(os.environ)
+    if args.jobs > 1:  # side by side: split the cores, or the runs oversubscribe them and all slow down
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
@@ -107,6 +111,7 @@ def main() -> None:
     parser.add_argument("--wae-steps", type=int, default=5000, help="steps of the --no-mask WAE runs")
     parser.add_argument("--no-wae", action="store_true", help="skip the --no-mask WAE runs")
     parser.add_argument("--no-folder", action="store_true", help="skip the PNG-folder run (same m_A as HDF5 check)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side, the cores split between them (default 1)")
     args = parser.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -116,13 +121,15 @@ def main() -> None:
     write_hdf5(images, h5)
     print(f"Fashion-MNIST training split: {images.shape} -> {h5}", flush=True)
 
-    results = [run(h5, m, seed, args) for m in args.capacities for seed in args.seeds]
-    waes = [] if args.no_wae else [run(h5, m, args.seeds[0], args, no_mask=True) for m in args.capacities]
-    folder_result = None
+    folder = OUT / f"{tag}-png"
     if not args.no_folder:
-        folder = OUT / f"{tag}-png"
         write_pngs(images, folder)
-        folder_result = run(folder, args.capacities[0], args.seeds[0], args)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = [pool.submit(run, h5, m, seed, args) for m in args.capacities for seed in args.seeds]
+        folder_future = None if args.no_folder else pool.submit(run, folder, args.capacities[0], args.seeds[0], args)
+        waes = [] if args.no_wae else [pool.submit(run, h5, m, args.seeds[0], args, True) for m in args.capacities]
+        results, waes = [f.result() for f in results], [f.result() for f in waes]
+        folder_result = None if folder_future is None else folder_future.result()
 
     def fd(r: dict) -> str:
         return "n/a" if r["frechet_distance"] is None else f"{r['frechet_distance']:.2f}"
