@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from latentdim import losses
-from latentdim.checkpoint import atomic_write, checkpoint_bytes, read_checkpoint, save_checkpoint
+from latentdim.checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
 from latentdim.data import Standardiser, VectorData, from_array, load_source
 from latentdim.data.vectors import SYNTHETIC_PREFIX
 from latentdim.errors import LatentdimError, TrainingInterrupted
+from latentdim.fileio import atomic_write
 from latentdim.metrics import classical_estimates, frechet_distance_samples, nac, precision_recall
 from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, count_undecided, is_image_preset
 from latentdim.models.conv import IMAGE_PRESETS, conv_levels

@@ -5,8 +5,6 @@ The dict holds only tensors and plain Python values so it loads with ``weights_o
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,27 +12,10 @@ from typing import Any
 import torch
 
 from latentdim.errors import LatentdimError
+from latentdim.fileio import atomic_write
 from latentdim.models import MaskAAE, ModelSpec, build_model
 
 FORMAT_VERSION = 1
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Calls ``write(file_object)`` on a temporary file beside ``path``, fsyncs, then renames.
-
-    A crash leaves either the old file or the new one, never a partial file at ``path``.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(

@@ -32,8 +32,9 @@ import torch
 from torch import nn
 
 from latentdim import onnx_format
-from latentdim.checkpoint import atomic_write, load_checkpoint
+from latentdim.checkpoint import load_checkpoint
 from latentdim.errors import LatentdimError
+from latentdim.fileio import atomic_write
 from latentdim.models import MaskAAE, ModelSpec, count_active
 from latentdim.models.mask import ACTIVE_THRESHOLD
 

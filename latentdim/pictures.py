@@ -22,13 +22,14 @@ from __future__ import annotations
 import io
 import math
 import os
-import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 from PIL import Image
+
+from latentdim.fileio import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -447,7 +448,7 @@ def _target(path: PathLike) -> Path:
 def _write_png_array(path: Path, grid: np.ndarray) -> None:
     """Writes a uint8 (H, W, C) array as a PNG: mode L for C == 1, RGB for C == 3."""
     image = Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid)
-    _atomic_write(path, lambda f: image.save(f, format="PNG"))
+    atomic_write(path, lambda f: image.save(f, format="PNG"))
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -465,31 +466,4 @@ def _save_figure(fig: Figure, path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
     data = buffer.getvalue()
-    _atomic_write(path, lambda f: f.write(data))
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Calls ``write(file_object)`` on a temporary file beside ``path``, fsyncs, then renames.
-
-    The same contract as :func:`latentdim.checkpoint.atomic_write`, which this module cannot
-    import (checkpoint imports torch). The temporary file is created with mode 0o666 minus the
-    umask, so the finished file has ordinary permissions (``mkstemp`` would leave it 0o600).
-    A failure removes the temporary file and leaves any old ``path`` untouched.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(data))

@@ -20,11 +20,12 @@ import base64
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
+
+from latentdim.fileio import atomic_write
 
 __all__ = ["CAPTIONS", "pictures_from_files", "render_report", "write_report"]
 
@@ -433,15 +434,4 @@ def write_report(
     The folder must exist. Returns ``path``."""
     path = Path(path)
     payload = render_report(result, pictures, command=command, title=title).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: f.write(payload))
