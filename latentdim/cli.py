@@ -14,7 +14,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from latentdim import __version__
 from latentdim.errors import LatentdimError, TrainingInterrupted
@@ -25,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, emoji=False)  # paths such as ":x:.png" print as they are
 
 
 class Device(str, Enum):
@@ -50,8 +52,9 @@ class Schedule(str, Enum):
 
 
 def fail(message: str) -> None:
-    """One red line on stderr and exit code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One red line on stderr and exit code 2. The message is printed as it is: a file name such as
+    ``[draft] :x:.png`` is neither Rich markup nor an emoji code."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -238,8 +241,8 @@ def estimate(
             if e.checkpoint:
                 folder = Path(e.checkpoint).parent
                 again = command if resume is not None else f"{command} --resume {shlex.quote(str(folder))}"
-                err_console.print(f"[yellow]{name}: stopped after step {e.step}; checkpoint written to {e.checkpoint}[/]", highlight=False, soft_wrap=True)
-                err_console.print(f"resume with: {again}", highlight=False, soft_wrap=True)
+                err_console.print(f"[yellow]{name}: stopped after step {e.step}; checkpoint written to {escape(str(e.checkpoint))}[/]", highlight=False, soft_wrap=True)
+                err_console.print(f"resume with: {escape(again)}", highlight=False, soft_wrap=True)
             else:
                 err_console.print(f"[yellow]{name}: stopped after step {e.step}; nothing saved (use --out DIR to keep checkpoints)[/]", highlight=False, soft_wrap=True)
             raise typer.Exit(code=143 if stop.signal == signal.SIGTERM else 130)
@@ -252,9 +255,9 @@ def estimate(
         err_console.print(result_table(result))
         if result.files:
             names = ", ".join(Path(p).name for p in result.files.values())
-            err_console.print(f"wrote {names} to {out}", highlight=False, soft_wrap=True)
+            err_console.print(f"wrote {escape(names)} to {escape(str(out))}", highlight=False, soft_wrap=True)
         if export is not None:
-            err_console.print(f"wrote the generator (input z of size {result.m_active}) to {export}")
+            err_console.print(f"wrote the generator (input z of size {result.m_active}) to {escape(str(export))}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -275,7 +278,7 @@ def export(
         fail(str(e))
     out_shape = ", ".join(["batch", *map(str, info.output_shape)])
     err_console.print(
-        f"wrote {info.path}: z (batch, {info.m_active}) -> {info.kind} ({out_shape}) {info.output_dtype}; "
+        f"wrote {escape(str(info.path))}: z (batch, {info.m_active}) -> {info.kind} ({out_shape}) {info.output_dtype}; "
         f"m_A = {info.m_active} of capacity {info.capacity}",
         highlight=False, soft_wrap=True,
     )
@@ -312,10 +315,10 @@ def sample(
         fail(str(e))
     for w in caught:
         if issubclass(w.category, NoMetadataWarning):
-            err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+            err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
     shape = "x".join(map(str, info.shape))
     if info.kind == "images":
         where = f"{len(info.files) - 1} PNG files and grid.png in {output}"
     else:
         where = f"{info.files[0]}" + (" (dataset 'samples')" if info.files[0].suffix == ".h5" else "")
-    err_console.print(f"wrote {info.n} {info.kind} of shape {shape} (seed {info.seed}) to {where}", highlight=False, soft_wrap=True)
+    err_console.print(f"wrote {info.n} {info.kind} of shape {shape} (seed {info.seed}) to {escape(where)}", highlight=False, soft_wrap=True)

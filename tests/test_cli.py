@@ -172,3 +172,10 @@ def test_same_seed_same_result():
     a = json.loads(run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--seed", "7", "--json", *TINY).stdout)
     b = json.loads(run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--seed", "7", "--json", *TINY).stdout)
     assert a["mask"] == b["mask"] and a["m_active"] == b["m_active"]
+
+
+def test_error_lines_print_file_names_literally(tmp_path):
+    """A name that looks like Rich markup or an emoji code is shown as it is, not rendered away."""
+    name = tmp_path / "[bold]draft[/bold] :x:.h5"
+    line = one_error_line(run("estimate", name, *TINY))
+    assert "[bold]draft[/bold] :x:.h5" in line
