@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 from PIL import Image
 
+from latentdim.errors import LatentdimError
 from latentdim.fileio import atomic_write
+from latentdim.metrics._validate import active_indices
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -320,7 +322,10 @@ def save_covariance_heatmap(
     if values.ndim != 2 or values.shape[0] != values.shape[1]:
         raise ValueError(f"matrix must be square with shape (m, m), got {values.shape}")
     m = values.shape[0]
-    idx = _active_indices(active, m)
+    try:
+        idx = active_indices(active, m)  # the rules of metrics.nac
+    except LatentdimError as e:
+        raise ValueError(str(e)) from None
     if title is None and active is not None:
         title = f"active dimensions: {idx.size} of {m}"
 
@@ -371,28 +376,6 @@ def _tick_positions(k: int, most: int) -> np.ndarray:
     least = max(1, math.ceil(k / most))
     step = min(f * 10**j for j in range(len(str(least)) + 1) for f in (1, 2, 5) if f * 10**j >= least)
     return np.arange(0, k, step)
-
-
-def _active_indices(active: np.ndarray | Sequence[int] | None, m: int) -> np.ndarray:
-    """A boolean mask, an index list or None -> sorted indices in [0, m) (the rules of metrics.covariance)."""
-    if active is None:
-        return np.arange(m)
-    arr = np.asarray(active)
-    if arr.ndim != 1:
-        raise ValueError(f"active must be a 1-D boolean mask or index list, got shape {arr.shape}")
-    if arr.dtype == np.bool_:
-        if arr.size != m:
-            raise ValueError(f"active mask has length {arr.size}, but the matrix has {m} dimensions")
-        return np.flatnonzero(arr)
-    if arr.size == 0:
-        return np.zeros(0, dtype=np.intp)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"active must be integer indices or a boolean mask, got dtype {arr.dtype}")
-    if arr.min() < 0 or arr.max() >= m:
-        raise ValueError(f"active indices must lie in [0, {m}), got {arr.tolist()}")
-    if np.unique(arr).size != arr.size:
-        raise ValueError(f"active indices repeat: {arr.tolist()}")
-    return np.sort(arr).astype(np.intp)
 
 
 # --------------------------------------------------------------------------------------------

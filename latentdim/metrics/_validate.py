@@ -1,6 +1,8 @@
-"""One check for the point sets every metric takes."""
+"""The checks every metric shares: point sets, and sets of active dimensions."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,3 +29,31 @@ def finite_rows(x: np.ndarray, name: str, min_rows: int, why: str) -> np.ndarray
     if not np.isfinite(x).all():
         raise LatentdimError(f"{name} contain NaN or inf")
     return x
+
+
+def active_indices(active: np.ndarray | Sequence[int] | None, m: int) -> np.ndarray:
+    """A boolean mask of length m, an index list or None (all) -> sorted unique indices in [0, m).
+
+    Raises:
+        LatentdimError: not 1-D, a mask of the wrong length, or indices that are not integers,
+            out of range or repeated.
+    """
+    if active is None:
+        return np.arange(m)
+    arr = np.asarray(active)
+    if arr.ndim != 1:
+        raise LatentdimError(f"active must be a 1-D mask or index list, got shape {arr.shape}")
+    if arr.dtype == np.bool_:
+        if arr.size != m:
+            raise LatentdimError(f"active mask has length {arr.size}, but there are {m} dimensions")
+        return np.flatnonzero(arr)
+    if arr.size == 0:
+        return arr.astype(np.intp)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise LatentdimError(f"active indices must be integers or a boolean mask, got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= m:
+        raise LatentdimError(f"active indices must lie in [0, {m}), got {arr.tolist()}")
+    if np.unique(arr).size != arr.size:
+        raise LatentdimError(f"active indices repeat: {arr.tolist()}")
+    # Order does not change the mean off-diagonal entry; sorting keeps the sub-matrix canonical.
+    return np.sort(arr)

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from latentdim.errors import LatentdimError
-from latentdim.metrics._validate import finite_rows
+from latentdim.metrics._validate import active_indices, finite_rows
 
 
 def normalised_abs_covariance(codes: np.ndarray) -> np.ndarray:
@@ -63,7 +62,7 @@ def nac(
     codes = _check_codes(codes)
     m = codes.shape[1]
     full = normalised_abs_covariance(codes)
-    idx = _active_indices(active, m)
+    idx = active_indices(active, m)
     k = idx.size
     if k < 2:
         return None, full
@@ -75,26 +74,3 @@ def nac(
 def _check_codes(codes: np.ndarray) -> np.ndarray:
     """Validate and convert codes (N, k) to float64; see the public functions for the rules."""
     return finite_rows(codes, "codes", 2, "a covariance")
-
-
-def _active_indices(active: np.ndarray | Sequence[int] | None, m: int) -> np.ndarray:
-    """Turn a boolean mask, an index list or None into sorted unique indices in [0, m)."""
-    if active is None:
-        return np.arange(m)
-    arr = np.asarray(active)
-    if arr.ndim != 1:
-        raise LatentdimError(f"active must be a 1-D mask or index list, got shape {arr.shape}")
-    if arr.dtype == np.bool_:
-        if arr.size != m:
-            raise LatentdimError(f"active mask has length {arr.size}, but the codes have {m} dimensions")
-        return np.flatnonzero(arr)
-    if arr.size == 0:
-        return arr.astype(np.intp)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise LatentdimError(f"active indices must be integers or a boolean mask, got dtype {arr.dtype}")
-    if arr.min() < 0 or arr.max() >= m:
-        raise LatentdimError(f"active indices must lie in [0, {m}), got {arr.tolist()}")
-    if np.unique(arr).size != arr.size:
-        raise LatentdimError(f"active indices repeat: {arr.tolist()}")
-    # Order does not change the mean off-diagonal entry; sorting keeps the sub-matrix canonical.
-    return np.sort(arr)
