@@ -128,8 +128,20 @@ def main() -> None:
         results = [pool.submit(run, h5, m, seed, args) for m in args.capacities for seed in args.seeds]
         folder_future = None if args.no_folder else pool.submit(run, folder, args.capacities[0], args.seeds[0], args)
         waes = [] if args.no_wae else [pool.submit(run, h5, m, args.seeds[0], args, True) for m in args.capacities]
-        results, waes = [f.result() for f in results], [f.result() for f in waes]
-        folder_result = None if folder_future is None else folder_future.result()
+
+    def done(futures: list) -> list[dict]:
+        out = []
+        for f in futures:
+            try:
+                out.append(f.result())
+            except SystemExit as e:  # one failed run leaves the others' figures in the table
+                print(f"  FAILED: {e}", file=sys.stderr, flush=True)
+        return out
+
+    results, waes = done(results), done(waes)
+    folder_result = (done([folder_future]) or [None])[0] if folder_future is not None else None
+    if not results:
+        raise SystemExit("every MaskAAE run failed")
 
     def fd(r: dict) -> str:
         return "n/a" if r["frechet_distance"] is None else f"{r['frechet_distance']:.2f}"
@@ -153,8 +165,10 @@ def main() -> None:
         better = all(r["frechet_distance"] < wae["frechet_distance"] for r in same)
         print(f"capacity {wae['capacity']}: FD MaskAAE {[fd(r) for r in same]} vs WAE {fd(wae)} "
               f"({'OK' if better else 'MISS'}: MaskAAE lower)")
-    if folder_result is not None:
-        twin = next(r for r in results if r["capacity"] == folder_result["capacity"] and r["seed"] == folder_result["seed"])
+    twin = None if folder_result is None else next(
+        (r for r in results if (r["capacity"], r["seed"]) == (folder_result["capacity"], folder_result["seed"])), None
+    )
+    if twin is not None:
         same = twin["m_active"] == folder_result["m_active"] and twin["mask"] == folder_result["mask"]
         print(f"folder vs HDF5 (capacity {twin['capacity']}, seed {twin['seed']}): m_A {folder_result['m_active']} vs "
               f"{twin['m_active']}, masks {'identical' if same else 'differ'} ({'OK' if same else 'MISS'})")
