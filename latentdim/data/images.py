@@ -61,7 +61,7 @@ import h5py
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from latentdim.data.vectors import CHUNK_ROWS, HDF5_READ_ERRORS, choose_dataset, hdf5_read_error
+from latentdim.data.vectors import CHUNK_ROWS, HDF5_READ_ERRORS, hdf5_read_error, open_dataset
 from latentdim.errors import LatentdimError
 
 # File extensions (lower case, no dot) that a folder scan picks up.
@@ -583,26 +583,6 @@ def _load_folder(
 # HDF5
 
 
-@contextlib.contextmanager
-def _open_dataset(path: str, key: str | None) -> Iterator[tuple[h5py.Dataset, str]]:
-    """Opens ``path`` read-only and yields the chosen dataset and its name ``"PATH:DATASET"``.
-
-    The choice is the vector loader's: no key and one dataset -> that one; several -> an error
-    asking for --key; a key that is not there -> an error listing the datasets.
-    """
-    try:
-        file = h5py.File(path, "r")
-    except OSError as err:
-        raise LatentdimError(f"cannot open HDF5 file {path}: {err}") from err
-    with file:
-        name = choose_dataset(file, path, key)
-        try:
-            dataset = file[name]
-        except HDF5_READ_ERRORS as err:
-            raise hdf5_read_error(f"{path}:{name}", err) from err
-        yield dataset, f"{path}:{name}"
-
-
 def _rank_error(what: str, shape: tuple[int, ...]) -> LatentdimError:
     return LatentdimError(
         f"{what} has shape {shape}; images need {_LAYOUTS}, vectors need (N, d)"
@@ -725,7 +705,7 @@ def _load_hdf5_images(
     size: int | None,
     on_progress: ProgressCallback | None,
 ) -> ImageData:
-    with _open_dataset(path, key) as (dataset, what):
+    with open_dataset(path, key) as (dataset, what):
         if dataset.ndim == 2:
             raise LatentdimError(
                 f"{what} has shape {tuple(dataset.shape)}, which is vector data, not images; "
@@ -781,7 +761,7 @@ def is_image_hdf5(path: str | os.PathLike[str], key: str | None = None) -> bool:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise LatentdimError(f"no such HDF5 file: {path}")
-    with _open_dataset(path, key) as (dataset, what):
+    with open_dataset(path, key) as (dataset, what):
         shape = tuple(dataset.shape or ())
     if len(shape) == 2:
         return False
@@ -823,7 +803,7 @@ def native_image_shape(
         width, height = scan.common_size()
         decided = 3 if scan.colour else 1
         return (channels if channels is not None else decided, height, width)
-    with _open_dataset(path, key) as (dataset, what):
+    with open_dataset(path, key) as (dataset, what):
         layout = _image_layout(dataset, what)
     return (channels if channels is not None else layout.channels, layout.height, layout.width)
 

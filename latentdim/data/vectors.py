@@ -7,8 +7,10 @@ training is a finite float32 array of shape (N, d) and every problem is reported
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -373,16 +375,29 @@ def choose_dataset(file: h5py.File, path: str, key: str | None) -> str:
     return name
 
 
-def _load_hdf5(path: str, key: str | None) -> VectorData:
+@contextlib.contextmanager
+def open_dataset(path: str, key: str | None) -> Iterator[tuple[h5py.Dataset, str]]:
+    """Opens ``path`` read-only and yields the chosen dataset and its name ``"PATH:DATASET"``.
+
+    The dataset is :func:`choose_dataset`'s. Both loaders (vectors here, image arrays in
+    ``data.images``) open their files through this.
+    """
     try:
         file = h5py.File(path, "r")
     except OSError as err:
         raise LatentdimError(f"cannot open HDF5 file {path}: {err}") from err
     with file:
         name = choose_dataset(file, path, key)
-        what = f"{path}:{name}"
         try:
             dataset = file[name]
+        except HDF5_READ_ERRORS as err:
+            raise hdf5_read_error(f"{path}:{name}", err) from err
+        yield dataset, f"{path}:{name}"
+
+
+def _load_hdf5(path: str, key: str | None) -> VectorData:
+    with open_dataset(path, key) as (dataset, what):
+        try:
             # Check dtype and shape from the metadata before reading a single value.
             _check_dtype(dataset.dtype, what)
             _check_shape(dataset.shape or (), what)  # shape None: an empty (null) dataspace
