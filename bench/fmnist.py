@@ -139,7 +139,8 @@ def main() -> None:
         return out
 
     results, waes = done(results), done(waes)
-    folder_result = (done([folder_future]) or [None])[0] if folder_future is not None else None
+    folders = done([] if folder_future is None else [folder_future])
+    folder_result = folders[0] if folders else None
     if not results:
         raise SystemExit("every MaskAAE run failed")
 
@@ -176,7 +177,7 @@ def main() -> None:
     print(f"slowest run {slowest / 60:.1f} min ({'OK' if slowest < 3600 else 'MISS'}: target < 60 min on a CPU)")
     b = results[0]["baselines"]
     if b:
-        print(f"classical estimators on 5,000 training images: TwoNN {b['twonn']:.1f}, MLE {b['mle']:.1f}, lPCA {b['lpca']:.0f}; "
+        print(f"classical estimators on {min(5000, len(images)):,} training images: TwoNN {b['twonn']:.1f}, MLE {b['mle']:.1f}, lPCA {b['lpca']:.0f}; "
               "papers' MaskAAE at capacity 128: 40")
 
 
