@@ -12,8 +12,15 @@ true dimension n beside m_A, so a method tuned on `synthetic:` alone shows up he
 | tanh-mlp | 6 | z ~ N(0, I_6) through a random 3-layer tanh network to R^64 |
 | synthetic-n4 | 4 | synthetic:n=4 (the papers' process with another n) |
 | synthetic-d64 | 8 | synthetic:n=8,d=64 |
+| blob | 2 | 28x28 uint8 images of a Gaussian spot (std 2.5 px) at a uniform position (x, y) |
+| blob-size | 3 | the spot with its std uniform in [1.5, 3.5] px as a third factor |
+| bar | 3 | a bar 14 px long at a uniform centre (x, y) and angle in [0, pi) |
+| two-blobs | 4 | two spots at independent uniform positions |
 
-Usage: python bench/manifolds.py [--capacity 16] [--seed 0] [--only NAME ...]
+The image cases are written as (N, 28, 28) uint8 arrays, so `estimate` treats them as images
+(preset `auto` -> `mnist`, binary cross-entropy, the image closing rule).
+
+Usage: python bench/manifolds.py [--capacity 16] [--seed 0] [--width W] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -61,6 +68,43 @@ def tanh_mlp(rng):
     return x
 
 
+GRID = np.mgrid[0:28, 0:28].astype(np.float32)  # (2, 28, 28): row, column coordinates
+
+
+def spots(centres: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) float images of Gaussian spots at centres (N, 2) with stds (N,)."""
+    d2 = ((GRID[None] - centres[:, :, None, None]) ** 2).sum(1)
+    return np.exp(-d2 / (2 * std[:, None, None] ** 2))
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(255 * images), 0, 255).astype(np.uint8)
+
+
+def blob(rng):
+    return to_uint8(spots(rng.uniform(7, 21, size=(SAMPLES, 2)), np.full(SAMPLES, 2.5)))
+
+
+def blob_size(rng):
+    return to_uint8(spots(rng.uniform(7, 21, size=(SAMPLES, 2)), rng.uniform(1.5, 3.5, size=SAMPLES)))
+
+
+def bar(rng):
+    centre = rng.uniform(9, 19, size=(SAMPLES, 2))
+    angle = rng.uniform(0, np.pi, size=SAMPLES)
+    direction = np.stack([np.sin(angle), np.cos(angle)], 1)
+    rel = GRID[None] - centre[:, :, None, None]  # (N, 2, 28, 28)
+    along = np.clip((rel * direction[:, :, None, None]).sum(1), -7, 7)  # projection onto the bar, clipped to its ends
+    d2 = ((rel - along[:, None] * direction[:, :, None, None]) ** 2).sum(1)
+    return to_uint8(np.exp(-d2 / (2 * 1.2**2)))
+
+
+def two_blobs(rng):
+    first = spots(rng.uniform(7, 21, size=(SAMPLES, 2)), np.full(SAMPLES, 2.0))
+    second = spots(rng.uniform(7, 21, size=(SAMPLES, 2)), np.full(SAMPLES, 2.0))
+    return to_uint8(np.maximum(first, second))
+
+
 CASES = {
     "linear": (5, linear),
     "swissroll": (2, swissroll),
@@ -68,6 +112,10 @@ CASES = {
     "tanh-mlp": (6, tanh_mlp),
     "synthetic-n4": (4, "synthetic:n=4"),
     "synthetic-d64": (8, "synthetic:n=8,d=64"),
+    "blob": (2, blob),
+    "blob-size": (3, blob_size),
+    "bar": (3, bar),
+    "two-blobs": (4, two_blobs),
 }
 
 
@@ -75,7 +123,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--capacity", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--only", nargs="*", default=list(CASES))
+    ap.add_argument("--width", type=int, help="passed to estimate --width (a narrower preset)")
+    ap.add_argument("--only", nargs="*", default=list(CASES), choices=list(CASES))
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,11 +133,14 @@ def main() -> None:
             if callable(make):
                 path = Path(tmp) / f"{name}.h5"
                 with h5py.File(path, "w") as f:
-                    f["X"] = make(np.random.default_rng(1234)).astype(np.float32)
+                    x = make(np.random.default_rng(1234))
+                    f["X"] = x if x.dtype == np.uint8 else x.astype(np.float32)
                 source = str(path)
             else:
                 source = make
             cmd = [sys.executable, "-m", "latentdim", "estimate", source, "--capacity", str(a.capacity), "--seed", str(a.seed), "--json"]
+            if a.width is not None:
+                cmd += ["--width", str(a.width)]
             start = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             wall = time.perf_counter() - start

@@ -27,7 +27,7 @@ from latentdim.metrics import classical_estimates, frechet_distance_samples, nac
 from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, count_undecided, is_image_preset
 from latentdim.models.conv import IMAGE_PRESETS, conv_levels
 from latentdim.models.mask import ACTIVE_THRESHOLD
-from latentdim.train import IMAGE_LOSS_BUDGET, NO_MASK_MAX_STEPS, StepStats, TrainConfig, TrainOutcome, history_array, model_input, train
+from latentdim.train import IMAGE_LOSS_BUDGET, IMAGE_LR_MASK, NO_MASK_MAX_STEPS, VECTOR_LR_MASK, StepStats, TrainConfig, TrainOutcome, history_array, model_input, train
 
 #: Samples used for the final diagnostics (reconstruction, W, Frechet distance, NAC).
 EVAL_SAMPLES = 5000
@@ -517,6 +517,10 @@ def estimate(
         config = replace(config, loss_budget=IMAGE_LOSS_BUDGET if data.images else 0.0)
     if config.warmup_plateau is None:
         config = replace(config, warmup_plateau=data.images)
+    # The budget's verdict lags the closing wave by a few probes; a slower wave for images makes
+    # the m_A it stops at independent of the capacity (docs/mask-dynamics.md).
+    if config.lr_mask is None:
+        config = replace(config, lr_mask=IMAGE_LR_MASK if data.images else VECTOR_LR_MASK)
     spec = ModelSpec(data.preset, tuple(data.array.shape[1:]), capacity, width, use_mask)
     if saved is not None:
         _check_same_run(saved, spec, seed, data.source, Path(out_dir))

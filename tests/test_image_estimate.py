@@ -203,3 +203,22 @@ def test_fid_end_to_end_with_a_stand_in_weights_file(tmp_path, monkeypatch, stan
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["fid"] == result.fid
     assert f"{result.fid:.2f}" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_images_and_vectors_get_their_own_closing_rule(tmp_path):
+    """Unset TrainConfig fields are chosen from the data; the checkpoint records what was used."""
+    from latentdim.checkpoint import read_checkpoint
+
+    make_folder(tmp_path / "imgs", n=16)
+    latentdim.estimate(tmp_path / "imgs", capacity=3, out=tmp_path / "img", **TINY)
+    vectors = np.random.default_rng(0).normal(size=(32, 5))
+    latentdim.estimate(vectors, capacity=3, out=tmp_path / "vec", **TINY)
+    picked = {}
+    for name in ("img", "vec"):
+        c = read_checkpoint(tmp_path / name / "checkpoint.pt")["config"]
+        picked[name] = (c["reconstruction"], c["lr_mask"], c["loss_budget"], c["warmup_plateau"])
+    assert picked == {"img": ("bce", 1e-3, 0.02, True), "vec": ("mse", 4e-3, 0.0, False)}
+    explicit = TrainConfig(max_steps=4, warmup_steps=2, batch_size=8, lr_mask=2e-3, loss_budget=0.05)
+    latentdim.estimate(tmp_path / "imgs", capacity=3, out=tmp_path / "set", **{**TINY, "config": explicit})
+    c = read_checkpoint(tmp_path / "set" / "checkpoint.pt")["config"]
+    assert (c["lr_mask"], c["loss_budget"]) == (2e-3, 0.05)
