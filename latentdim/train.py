@@ -61,6 +61,9 @@ class TrainConfig:
     # latentdim.estimate (IMAGE_LOSS_BUDGET for images, off for vectors); 0: off.
     # docs/mask-dynamics.md ("Natural images") has the measurements behind it.
     loss_budget: float | None = None
+    # When the budget ends closing, put the mask back where it was at the last probe within the
+    # budget: the median of probe_window probes trips a few probes after the error first crossed.
+    budget_rewind: bool = False
     # Warm-up lasts at least warmup_steps and, when True, until the probe's reconstruction has
     # plateaued: improved by less than plateau_tolerance of the gap over the last plateau_window
     # steps (at most max_warmup_steps). None: chosen by latentdim.estimate (on for images).
@@ -321,6 +324,7 @@ class _Probe:
             mean = torch.logit(mean.clamp(1e-6, 1 - 1e-6))  # the loss takes logits
         self.r0 = float(losses.reconstruction(mean, self.x, kind))
         self.values: list[float] = []  # closing phase
+        self.thetas: list[list[float]] = []  # the mask's theta at the last probe_window + 1 closing probes
         self.warmup_values: list[float] = []
         self.best = math.inf
 
@@ -351,20 +355,35 @@ class _Probe:
 
     def over_budget(self, model: MaskAAE, step: int) -> bool:
         self.values.append(self.measure(model))
+        self.thetas = [*self.thetas, model.mask.theta.detach().cpu().tolist()][-(self.config.probe_window + 1) :]
         window = self.values[-self.config.probe_window :]
         if len(window) < self.config.probe_window:
             return False
         current = float(np.median(window))
         self.best = min(self.best, current)
         gap = self.r0 - self.best  # what the code explains; <= 0: nothing yet, no budget to spend
-        return gap > 0 and current > self.best + (self.config.loss_budget or 0.0) * gap
+        return gap > 0 and current > self.threshold(gap)
+
+    def threshold(self, gap: float) -> float:
+        return self.best + (self.config.loss_budget or 0.0) * gap
+
+    def last_within_budget(self) -> list[float]:
+        """After ``over_budget``: theta at the probe before the first one of the window that was
+        over the budget (the window's oldest when none was, which the median rules out)."""
+        limit = self.threshold(self.r0 - self.best)
+        window = self.values[-self.config.probe_window :]
+        first_over = next((i for i, v in enumerate(window) if v > limit), 0)
+        offset = len(self.thetas) - len(window)  # thetas hold one probe more than the window
+        return self.thetas[max(0, offset + first_over - 1)]
 
     def state(self) -> dict[str, Any]:
-        return {"values": list(self.values), "warmup_values": list(self.warmup_values), "best": self.best}
+        return {"values": list(self.values), "warmup_values": list(self.warmup_values), "best": self.best,
+                "thetas": [list(t) for t in self.thetas]}
 
     def load(self, state: dict[str, Any]) -> None:
         self.values, self.best = list(state["values"]), float(state["best"])
         self.warmup_values = list(state.get("warmup_values", []))
+        self.thetas = [list(t) for t in state.get("thetas", [])]
 
 
 def train(
@@ -535,6 +554,11 @@ def train(
                 schedule.plateaued = probe.plateaued(model)
             elif schedule.phase == "close" and config.loss_budget and probe.over_budget(model, step):
                 schedule.end_closing(step)
+                if config.budget_rewind:
+                    with torch.no_grad():
+                        mask.theta.copy_(torch.tensor(probe.last_within_budget(), dtype=mask.theta.dtype))
+                    mu_now = mask().detach()
+                    m_active, undecided = count_active(mu_now), count_undecided(mu_now)
         done = schedule.observe(step, m_active, undecided)
         # Refine phase only: re-standardising while the mask still moves let dims on their way
         # out (mu 0.1-0.2) carry information again (docs/mask-dynamics.md).

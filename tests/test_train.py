@@ -140,12 +140,22 @@ def test_probe_r0_is_the_reconstruction_of_the_mean():
     assert _Probe(x, cfg, "bce").r0 == pytest.approx((col0 + col1) / 2, rel=1e-5)
 
 
+class _Gate:
+    """A stand-in mask: mu = 1, theta a label the test sets."""
+
+    def __init__(self):
+        self.theta = torch.zeros(1)
+
+    def __call__(self):
+        return torch.ones(1)
+
+
 class _FixedRec(torch.nn.Module):
     """A stand-in 'model' reconstructing x as a * x: its error on the probe is (1 - a)^2 mean(x^2)."""
 
     def __init__(self):
         super().__init__()
-        self.mask = lambda: torch.ones(1)
+        self.mask = _Gate()
         self.encoder = lambda x: x
         self.a = 0.0
         self.decoder = lambda codes: self.a * codes
@@ -161,9 +171,12 @@ def test_probe_fires_when_the_median_rises_by_the_budget_of_the_gap():
     fake = _FixedRec()
     fired = []
     # the error first improves (a -> 0.9), then worsens step by step
-    for a in [0.1, 0.3, 0.5, 0.7, 0.9, 0.9, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5, 0.3, 0.1]:
-        fake.a = a
+    for i, a in enumerate([0.1, 0.3, 0.5, 0.7, 0.9, 0.9, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5, 0.3, 0.1]):
+        fake.a, fake.mask.theta = a, torch.tensor([float(i)])
         fired.append(probe.over_budget(fake, 0))
+        if fired[-1]:
+            rewound = probe.last_within_budget()
+            break
     first = fired.index(True)
     values = probe.values
     best = min(float(np.median(values[i - 2 : i + 1])) for i in range(2, first + 1))
@@ -172,6 +185,9 @@ def test_probe_fires_when_the_median_rises_by_the_budget_of_the_gap():
     previous = float(np.median(values[first - 3 : first]))
     assert previous <= best + 0.1 * (probe.r0 - best)
     assert not any(fired[:first])
+    # the rewind goes back to the probe just before the first one over the budget in the window
+    over = [i for i in range(first - 2, first + 1) if values[i] > best + 0.1 * (probe.r0 - best)]
+    assert rewound == [float(over[0] - 1)] and over[0] - 1 < first
 
 
 def test_probe_plateau_waits_for_the_improvement_to_fall_below_the_tolerance():
