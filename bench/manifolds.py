@@ -14,11 +14,12 @@ true dimension n beside m_A, so a method tuned on `synthetic:` alone shows up he
 | synthetic-d64 | 8 | synthetic:n=8,d=64 |
 | blob | 2 | 28x28 uint8 images of a Gaussian spot (std 2.5 px) at a uniform position (x, y) |
 | blob-size | 3 | the spot with its std uniform in [1.5, 3.5] px as a third factor |
-| bar | 3 | a bar 14 px long at a uniform centre (x, y) and angle in [0, pi) |
+| bar | 3 | a bar 14 px long at a uniform centre (x, y) and angle in [0, pi); the angle is a circle (0 and pi draw the same bar), which a continuous encoder needs 2 coordinates for, so an auto-encoder answers 4 |
 | two-blobs | 4 | two spots at independent uniform positions |
 
 The image cases are written as (N, 28, 28) uint8 arrays, so `estimate` treats them as images
-(preset `auto` -> `mnist`, binary cross-entropy, the image closing rule).
+(preset `auto` -> `mnist`, binary cross-entropy, the image closing rule). The full-width
+`mnist` preset takes over a second a step on one CPU thread: use `--width 64` on a CPU.
 
 Usage: python bench/manifolds.py [--capacity 16] [--seed 0] [--width W] [--only NAME ...]
 """

@@ -61,9 +61,14 @@ class TrainConfig:
     # latentdim.estimate (IMAGE_LOSS_BUDGET for images, off for vectors); 0: off.
     # docs/mask-dynamics.md ("Natural images") has the measurements behind it.
     loss_budget: float | None = None
-    # When the budget ends closing, put the mask back where it was at the last probe within the
-    # budget: the median of probe_window probes trips a few probes after the error first crossed.
-    budget_rewind: bool = False
+    # ... and never by less than this many times the probe's own step-to-step noise, measured over
+    # the last plateau_window of warm-up: where the code explains little (a smooth spot on a dark
+    # background), 2% of the gap is below the noise of training and the budget tripped on noise.
+    budget_noise: float = 3.0
+    # When the budget trips, first hold the mask still this many steps: closing a dimension the
+    # data do not need costs reconstruction only until the networks adapt (a transient), closing a
+    # needed one costs it for good. Closing resumes if the error is back within budget. 0: no hold.
+    budget_hold: int = 500
     # Warm-up lasts at least warmup_steps and, when True, until the probe's reconstruction has
     # plateaued: improved by less than plateau_tolerance of the gap over the last plateau_window
     # steps (at most max_warmup_steps). None: chosen by latentdim.estimate (on for images).
@@ -136,11 +141,11 @@ class MaskSchedule:
     @property
     def mask_frozen(self) -> bool:
         """True in the phases where the mask takes no update."""
-        return self.phase in ("warmup", "refine")
+        return self.phase in ("warmup", "hold", "refine")
 
     def lambda3(self, step: int) -> float:
         """Polariser weight at ``step``."""
-        if self.phase in ("warmup", "close"):
+        if self.phase in ("warmup", "close", "hold"):
             return self.lambda3_close
         if self.phase == "reference":
             doublings = step // self.double_every
@@ -158,8 +163,17 @@ class MaskSchedule:
 
     def end_closing(self, step: int) -> None:
         """Closing now costs more reconstruction than the budget allows: go on to polish."""
-        if self.phase == "close":
+        if self.phase in ("close", "hold"):
             self._enter("polish", step)
+
+    def hold(self, step: int) -> None:
+        """The budget tripped: freeze the mask and see whether the cost lasts."""
+        self._enter("hold", step)
+
+    def resume_closing(self, step: int) -> None:
+        """The cost was a transient: close again; the hold does not count toward the settle window."""
+        self.last_change += step - self.phase_start
+        self._enter("close", step)
 
     def observe(self, step: int, m_active: int, undecided: int) -> bool:
         """Feeds the mask state after ``step`` steps; returns True when training is over."""
@@ -179,6 +193,8 @@ class MaskSchedule:
             if held >= cfg.settle_window:
                 self._enter("polish", step)
             return False
+        if self.phase == "hold":
+            return False  # the probe decides (train)
         if self.phase == "refine":
             return in_phase >= cfg.refine_steps
         settled = undecided == 0 and held >= cfg.stable_window
@@ -324,9 +340,9 @@ class _Probe:
             mean = torch.logit(mean.clamp(1e-6, 1 - 1e-6))  # the loss takes logits
         self.r0 = float(losses.reconstruction(mean, self.x, kind))
         self.values: list[float] = []  # closing phase
-        self.thetas: list[list[float]] = []  # the mask's theta at the last probe_window + 1 closing probes
         self.warmup_values: list[float] = []
         self.best = math.inf
+        self.noise: float | None = None  # the probe's noise, from the end of warm-up
 
     @torch.no_grad()
     def measure(self, model: MaskAAE) -> float:
@@ -353,9 +369,19 @@ class _Probe:
         then = float(np.median(self.warmup_values[-lag - cfg.probe_window : -lag]))
         return then - now < cfg.plateau_tolerance * (self.r0 - now)
 
+    def warmup_noise(self) -> float:
+        """Robust standard deviation of one probe around the trend: the MAD of the differences of
+        successive warm-up probes (the last plateau_window of them) over sqrt(2); 0 with too few."""
+        tail = np.asarray(self.warmup_values[-(self.config.plateau_window // self.config.probe_every) - 1 :])
+        if len(tail) < 6:
+            return 0.0
+        diff = np.diff(tail)
+        return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / math.sqrt(2))
+
     def over_budget(self, model: MaskAAE, step: int) -> bool:
+        if self.noise is None:
+            self.noise = self.warmup_noise()
         self.values.append(self.measure(model))
-        self.thetas = [*self.thetas, model.mask.theta.detach().cpu().tolist()][-(self.config.probe_window + 1) :]
         window = self.values[-self.config.probe_window :]
         if len(window) < self.config.probe_window:
             return False
@@ -365,25 +391,16 @@ class _Probe:
         return gap > 0 and current > self.threshold(gap)
 
     def threshold(self, gap: float) -> float:
-        return self.best + (self.config.loss_budget or 0.0) * gap
-
-    def last_within_budget(self) -> list[float]:
-        """After ``over_budget``: theta at the probe before the first one of the window that was
-        over the budget (the window's oldest when none was, which the median rules out)."""
-        limit = self.threshold(self.r0 - self.best)
-        window = self.values[-self.config.probe_window :]
-        first_over = next((i for i, v in enumerate(window) if v > limit), 0)
-        offset = len(self.thetas) - len(window)  # thetas hold one probe more than the window
-        return self.thetas[max(0, offset + first_over - 1)]
+        return self.best + max((self.config.loss_budget or 0.0) * gap, self.config.budget_noise * (self.noise or 0.0))
 
     def state(self) -> dict[str, Any]:
         return {"values": list(self.values), "warmup_values": list(self.warmup_values), "best": self.best,
-                "thetas": [list(t) for t in self.thetas]}
+                "noise": self.noise}
 
     def load(self, state: dict[str, Any]) -> None:
         self.values, self.best = list(state["values"]), float(state["best"])
         self.warmup_values = list(state.get("warmup_values", []))
-        self.thetas = [list(t) for t in state.get("thetas", [])]
+        self.noise = state.get("noise")
 
 
 def train(
@@ -552,13 +569,15 @@ def train(
         if probe is not None and step % config.probe_every == 0:
             if schedule.phase == "warmup" and config.warmup_plateau and not schedule.plateaued:
                 schedule.plateaued = probe.plateaued(model)
-            elif schedule.phase == "close" and config.loss_budget and probe.over_budget(model, step):
-                schedule.end_closing(step)
-                if config.budget_rewind:
-                    with torch.no_grad():
-                        mask.theta.copy_(torch.tensor(probe.last_within_budget(), dtype=mask.theta.dtype))
-                    mu_now = mask().detach()
-                    m_active, undecided = count_active(mu_now), count_undecided(mu_now)
+            elif schedule.phase in ("close", "hold") and config.loss_budget:
+                over = probe.over_budget(model, step)
+                if schedule.phase == "close" and over:
+                    schedule.hold(step)
+                if schedule.phase == "hold" and step - schedule.phase_start >= config.budget_hold:
+                    if not over:
+                        schedule.resume_closing(step)
+                    else:
+                        schedule.end_closing(step)
         done = schedule.observe(step, m_active, undecided)
         # Refine phase only: re-standardising while the mask still moves let dims on their way
         # out (mu 0.1-0.2) carry information again (docs/mask-dynamics.md).
