@@ -182,7 +182,7 @@ def estimate(
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. [default: 30000; 10000 with --no-mask; 500000 with --schedule reference]")] = None,
     schedule: Annotated[Schedule, typer.Option(help="latentdim: closing pressure, then polariser (fast). reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
     closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask. [default: 5]")] = None,
-    loss_budget: Annotated[Optional[float], typer.Option(help="Stop closing dimensions once the held-out reconstruction has lost this fraction of what the latent code explains; 0 turns the rule off (then only a stable m_A ends closing). [default: 0.02 for images, off for vectors]")] = None,
+    loss_budget: Annotated[Optional[float], typer.Option(help="Stop closing dimensions once the held-out reconstruction has lost this fraction of what the latent code explains (a lasting loss: checked again after holding the mask 500 steps, and never less than 3x the training noise); 0 turns the rule off (then only a stable m_A ends closing). [default: 0.02 for images, off for vectors]")] = None,
     batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions.")] = None,

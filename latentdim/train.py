@@ -108,12 +108,14 @@ class MaskSchedule:
     ``reference`` (SPEC §4): lambda3 = 2/m doubling every 4R steps up to 2048, no pressure; stop
     once no dimension is undecided and m_A has held for ``stable_window`` steps.
 
-    ``latentdim`` runs four phases (docs/mask-dynamics.md):
+    ``latentdim`` runs four phases, five with a loss budget (docs/mask-dynamics.md):
 
     - *warmup* (``warmup_steps``): the mask is frozen while the auto-encoder learns to use every
       latent coordinate, so the pressure does not close a dimension before it was ever used;
     - *close*: the closing pressure beta acts, lambda3 stays small, until m_A has not changed for
       ``settle_window`` steps;
+    - *hold* (images, with a loss budget): when the budget trips, the mask is frozen for
+      ``budget_hold`` steps; closing resumes if the error comes back within budget, else ends;
     - *polish*: beta is dropped and lambda3 doubles every ``polish_double_every`` steps so the
       polariser snaps each mu to 0 or 1, until no dimension is undecided and m_A has held for
       ``stable_window`` steps;
