@@ -518,7 +518,7 @@ def estimate(
     if config.warmup_plateau is None:
         config = replace(config, warmup_plateau=data.images)
     # The budget's verdict lags the closing wave by a few probes; a slower wave for images makes
-    # the m_A it stops at independent of the capacity (docs/mask-dynamics.md).
+    # the m_A it stops at depend less on the capacity (docs/mask-dynamics.md).
     if config.lr_mask is None:
         config = replace(config, lr_mask=IMAGE_LR_MASK if data.images else VECTOR_LR_MASK)
     spec = ModelSpec(data.preset, tuple(data.array.shape[1:]), capacity, width, use_mask)

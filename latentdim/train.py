@@ -24,7 +24,7 @@ LAMBDA3_CAP = 2048.0  # SPEC §4
 NO_MASK_MAX_STEPS = 10_000  # step budget of the --no-mask baseline, which has no mask to settle
 IMAGE_LOSS_BUDGET = 0.02  # latentdim.estimate's loss budget for images (TrainConfig.loss_budget)
 VECTOR_LR_MASK = 4e-3  # SPEC §4 says 5e-4; 8x faster closes as surely in a fraction of the steps
-IMAGE_LR_MASK = 1e-3  # images: a slower wave, so the loss budget stops it at the same m_A at any capacity
+IMAGE_LR_MASK = 1e-3  # images: a slower wave, so the loss budget's lag costs fewer dimensions
 
 
 @dataclass
