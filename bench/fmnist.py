@@ -9,8 +9,9 @@ runs ``latentdim estimate`` as a user would (one process per run, ``--json``) an
 
 Targets (issue 3): the MaskAAE m_A values lie within 20% of their median; the pixel-space Frechet
 distance of generated to real images is lower for MaskAAE than for the --no-mask WAE at the same
-capacity (mean over the seeds; each WAE trained as many steps as its MaskAAE twin); the folder and the HDF5 file give the same m_A for the same seed; each run under 60
-minutes on a CPU (10 on a GPU). The papers report m_A = 40 at capacity 128 (SPEC §8).
+capacity (mean over the seeds; each WAE trained as many steps as its MaskAAE twin); the folder and
+the HDF5 file give the same m_A for the same seed; each run under 60 minutes on a CPU (10 on a GPU).
+The papers report m_A = 40 at capacity 128 (SPEC §8).
 """
 
 from __future__ import annotations
@@ -126,14 +127,15 @@ def main() -> None:
     if not args.no_folder:
         write_pngs(images, folder)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = [pool.submit(run, h5, m, seed, args) for m in args.capacities for seed in args.seeds]
+        pairs = [(m, seed) for m in args.capacities for seed in args.seeds]
+        results = [pool.submit(run, h5, m, seed, args) for m, seed in pairs]
         folder_future = None if args.no_folder else pool.submit(run, folder, args.capacities[0], args.seeds[0], args)
+
         def wae(capacity: int, seed: int, twin: Future) -> dict:  # trained as long as its MaskAAE twin
             steps = args.wae_steps or twin.result()["steps"]
             return run(h5, capacity, seed, args, True, steps)
 
-        twins = [(m, seed) for m in args.capacities for seed in args.seeds]
-        waes = [] if args.no_wae else [pool.submit(wae, m, seed, f) for (m, seed), f in zip(twins, results)]
+        waes = [] if args.no_wae else [pool.submit(wae, m, seed, f) for (m, seed), f in zip(pairs, results)]
 
     def done(futures: list) -> list[dict]:
         out = []
