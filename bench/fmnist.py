@@ -76,16 +76,17 @@ def write_pngs(images: np.ndarray, folder: Path) -> None:
     done.write_text("ok\n")
 
 
-def run(source: Path, capacity: int, seed: int, args: argparse.Namespace, no_mask: bool = False, steps: int | None = None) -> dict:
-    name = f"{source.stem}-m{capacity}-s{seed}" + ("-wae" if no_mask else "")
+def run(source: Path, capacity: int, seed: int, args: argparse.Namespace, wae_steps: int | None = None) -> dict:
+    """One ``latentdim estimate`` run; with ``wae_steps``, the --no-mask WAE trained that many steps."""
+    name = f"{source.stem}-m{capacity}-s{seed}" + ("" if wae_steps is None else "-wae")
     cmd = [
         sys.executable, "-m", "latentdim", "estimate", str(source), "--preset", "fmnist", "--capacity", str(capacity),
         "--seed", str(seed), "--json", "--out", str(OUT / "runs" / name),
     ]
     if args.width:
         cmd += ["--width", str(args.width)]
-    if no_mask:
-        cmd += ["--no-mask", "--max-steps", str(steps)]
+    if wae_steps is not None:
+        cmd += ["--no-mask", "--max-steps", str(wae_steps)]
     elif args.max_steps:
         cmd += ["--max-steps", str(args.max_steps)]
     env = dict(os.environ)
@@ -132,8 +133,7 @@ def main() -> None:
         folder_future = None if args.no_folder else pool.submit(run, folder, args.capacities[0], args.seeds[0], args)
 
         def wae(capacity: int, seed: int, twin: Future) -> dict:  # trained as long as its MaskAAE twin
-            steps = args.wae_steps or twin.result()["steps"]
-            return run(h5, capacity, seed, args, True, steps)
+            return run(h5, capacity, seed, args, args.wae_steps or twin.result()["steps"])
 
         waes = [] if args.no_wae else [pool.submit(wae, m, seed, f) for (m, seed), f in zip(pairs, results)]
 
