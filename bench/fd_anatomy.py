@@ -14,9 +14,9 @@ posterior matches the prior's scale) and, with `--draws K`, the spread of the pr
 draws of samples and real images. docs/mask-dynamics.md ("Why MaskAAE's samples lose at
 capacity 64") has the figures this produced.
 
-Usage: python bench/fd_anatomy.py DATA.h5 CHECKPOINT [CHECKPOINT ...] [--samples 5000] [--draws 0]
-       DATA.h5: the HDF5 image array the models were trained on (uint8 (N, H, W[, C]) or
-       (N, C, H, W); the first dataset unless --key).
+Usage: python bench/fd_anatomy.py DATA CHECKPOINT [CHECKPOINT ...] [--samples 5000] [--draws 0]
+       DATA: the image folder or HDF5 image array the models were trained on (read as
+       `latentdim estimate` reads it, at the checkpoint's size and channels).
 """
 
 from __future__ import annotations
@@ -24,31 +24,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
+from latentdim.api import _chunked
 from latentdim.checkpoint import load_checkpoint
+from latentdim.data.images import load_images
 from latentdim.metrics.frechet import frechet_distance_samples
 from latentdim.metrics.precision_recall import precision_recall
 from latentdim.models.mask import ACTIVE_THRESHOLD
 
 
-def load_images(path: str, key: str | None, shape: tuple[int, ...]) -> np.ndarray:
-    """(N, C, H, W) floats in [0, 1] in the model's layout."""
-    with h5py.File(path, "r") as f:
-        x = np.asarray(f[key if key is not None else next(iter(f.keys()))])
-    x = x.astype(np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
-    c, h, w = shape
-    if x.ndim == 3:
-        return x[:, None]
-    return x if x.shape[1:] == (c, h, w) else x.transpose(0, 3, 1, 2)
-
-
 @torch.no_grad()
 def decode(model, z: np.ndarray) -> np.ndarray:
-    parts = [torch.sigmoid(model.decoder(torch.from_numpy(p).float())) for p in np.array_split(z, max(1, len(z) // 500))]
-    return torch.cat(parts).numpy().reshape(len(z), -1)
+    """Images in [0, 1], one flattened row per code."""
+    return torch.sigmoid(_chunked(model.decoder, torch.from_numpy(z))).numpy().reshape(len(z), -1)
 
 
 def scores(generated: np.ndarray, real: np.ndarray) -> str:
@@ -68,16 +58,21 @@ def main() -> None:
     print("| checkpoint | active | code std | FD prior (prec / rec) | FD Gaussian fit | FD real codes |"
           + (" prior FD over draws |" if args.draws else ""))
     print("| --- | --- | --- | --- | --- | --- |" + (" --- |" if args.draws else ""))
+    data: dict[tuple[int, ...], np.ndarray] = {}  # read once per (channels, size)
     for path in args.checkpoints:
         model, spec, _ = load_checkpoint(Path(path))
-        x = load_images(args.data, args.key, tuple(spec.data_shape))
+        c, size = spec.data_shape[0], spec.data_shape[1]
+        if (c, size) not in data:
+            images = load_images(args.data, key=args.key, channels=c, size=size).images
+            data[c, size] = np.asarray(images, dtype=np.float32) / 255.0
+        x = data[c, size]
         rng = np.random.default_rng(0)
         real_x = x[rng.permutation(len(x))[: args.samples]]
         real = real_x.reshape(len(real_x), -1)
         n = len(real)
         mu = model.mask().numpy()
         active = mu >= ACTIVE_THRESHOLD
-        codes = torch.cat([model.encoder(torch.from_numpy(p)) for p in np.array_split(real_x, max(1, n // 500))]).numpy()
+        codes = _chunked(model.encoder, torch.from_numpy(real_x)).numpy()
         a = codes[:, active].astype(np.float64)
         std = a.std(0)
 
