@@ -18,6 +18,7 @@ from torch import nn
 
 from latentdim import losses
 from latentdim.models import MaskAAE, count_active, count_undecided
+from latentdim.models.mask import ACTIVE_THRESHOLD
 from latentdim.optim import TF1RMSprop
 
 LAMBDA3_CAP = 2048.0  # SPEC §4
@@ -69,6 +70,14 @@ class TrainConfig:
     # data do not need costs reconstruction only until the networks adapt (a transient), closing a
     # needed one costs it for good. Closing resumes if the error is back within budget. 0: no hold.
     budget_hold: int = 500
+    # How dimensions close: "pressure" (the closing pressure beta on every mu, the mask learned) or
+    # "eliminate" (needs a loss budget): rounds that each ramp the k dims whose removal costs the
+    # probe least down to zero over eliminate_ramp steps, hold budget_hold steps, and keep the
+    # round only if the error is still within budget, else roll the networks back to the round's
+    # start and halve k; ends when a round of one fails. None: chosen by latentdim.estimate.
+    closing: str | None = None
+    eliminate_ramp: int = 250
+    eliminate_fraction: float = 0.25  # a round closes at most this share of the open dims (>= 1)
     # Warm-up lasts at least warmup_steps and, when True, until the probe's reconstruction has
     # plateaued: improved by less than plateau_tolerance of the gap over the last plateau_window
     # steps (at most max_warmup_steps). None: chosen by latentdim.estimate (on for images).
@@ -126,6 +135,8 @@ class MaskSchedule:
     def __init__(self, config: TrainConfig, capacity: int, use_mask: bool = True) -> None:
         if config.schedule not in ("latentdim", "reference"):
             raise ValueError(f"unknown schedule {config.schedule!r}")
+        if config.closing not in (None, "pressure", "eliminate"):
+            raise ValueError(f"unknown closing {config.closing!r}")
         self.config = config
         self.lambda3_start = 2.0 / capacity
         self.lambda3_close = config.closing_polariser if config.closing_polariser is not None else self.lambda3_start
@@ -139,11 +150,12 @@ class MaskSchedule:
         self.plateaued = False  # set by the probe when warmup_plateau is on
         self.last_m_active: int | None = None
         self.last_change = 0
+        self.eliminate = config.closing == "eliminate" and config.schedule == "latentdim"
 
     @property
     def mask_frozen(self) -> bool:
         """True in the phases where the mask takes no update."""
-        return self.phase in ("warmup", "hold", "refine")
+        return self.phase in ("warmup", "hold", "refine") or (self.eliminate and self.phase == "close")
 
     def lambda3(self, step: int) -> float:
         """Polariser weight at ``step``."""
@@ -158,7 +170,7 @@ class MaskSchedule:
 
     def beta(self) -> float:
         """Closing-pressure weight in the current phase."""
-        return self.config.closing_pressure if self.phase == "close" else 0.0
+        return self.config.closing_pressure if self.phase == "close" and not self.eliminate else 0.0
 
     def _enter(self, phase: str, step: int) -> None:
         self.phase, self.phase_start = phase, step
@@ -167,6 +179,14 @@ class MaskSchedule:
         """Closing now costs more reconstruction than the budget allows: go on to polish."""
         if self.phase in ("close", "hold"):
             self._enter("polish", step)
+
+    def end_elimination(self, step: int) -> None:
+        """Elimination is over (every mu is 0 or decided): the networks adapt to the final mask."""
+        self._enter("refine", step)
+
+    def next_round(self, step: int) -> None:
+        """Elimination: a round ended; the next one starts closing."""
+        self._enter("close", step)
 
     def hold(self, step: int) -> None:
         """The budget tripped: freeze the mask and see whether the cost lasts."""
@@ -192,7 +212,7 @@ class MaskSchedule:
                 self.last_change = step  # the settle window counts from here
             return False
         if self.phase == "close":
-            if held >= cfg.settle_window:
+            if held >= cfg.settle_window and not self.eliminate:
                 self._enter("polish", step)
             return False
         if self.phase == "hold":
@@ -233,6 +253,9 @@ class TrainOutcome:
     last: StepStats | None
     history_steps: list[int] = field(default_factory=list)
     history_mask: list[list[float]] = field(default_factory=list)
+    # closing="eliminate": each round's step, open dims, k, dims tried, their ablation costs, the
+    # error after the hold, the limit and whether the round was kept
+    closing_rounds: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _latent_layers(model: MaskAAE) -> tuple[nn.Linear, nn.Linear]:
@@ -392,8 +415,31 @@ class _Probe:
         gap = self.r0 - self.best  # what the code explains; <= 0: nothing yet, no budget to spend
         return gap > 0 and current > self.threshold(gap)
 
-    def threshold(self, gap: float) -> float:
-        return self.best + max((self.config.loss_budget or 0.0) * gap, self.config.budget_noise * (self.noise or 0.0))
+    def threshold(self, gap: float, best: float | None = None) -> float:
+        best = self.best if best is None else best
+        return best + max((self.config.loss_budget or 0.0) * gap, self.config.budget_noise * (self.noise or 0.0))
+
+    @torch.no_grad()
+    def ablation_costs(self, model: MaskAAE, dims: list[int]) -> dict[int, float]:
+        """How much the probe error rises when each of ``dims`` alone is set to zero (eval mode)."""
+        was_training = model.training
+        model.eval()
+        mu = model.mask()
+        codes = [(mu * model.encoder(xb), xb) for xb in self.x.split(256)]
+
+        def error(drop: int | None) -> float:
+            total = 0.0
+            for z, xb in codes:
+                if drop is not None:
+                    z = z.clone()
+                    z[:, drop] = 0.0
+                total += float(losses.reconstruction(model.decoder(z), xb, self.kind)) * len(xb)
+            return total / len(self.x)
+
+        base = error(None)
+        costs = {j: error(j) - base for j in dims}
+        model.train(was_training)
+        return costs
 
     def state(self) -> dict[str, Any]:
         return {"values": list(self.values), "warmup_values": list(self.warmup_values), "best": self.best,
@@ -403,6 +449,97 @@ class _Probe:
         self.values, self.best = list(state["values"]), float(state["best"])
         self.warmup_values = list(state.get("warmup_values", []))
         self.noise = state.get("noise")
+
+
+#: Elimination sets every open dimension to this theta when it starts (mu = 1 - e^-5 = 0.993, the
+#: top of SPEC §2's initial draw), so the draw no longer orders anything.
+ELIMINATE_OPEN_THETA = 5.0
+
+
+class _Elimination:
+    """Closing by verified elimination (``TrainConfig.closing == "eliminate"``), used for images.
+
+    Why (docs/mask-dynamics.md): under the closing pressure the order in which dimensions close
+    follows the initial mask draw (RMSProp moves every theta by about its learning rate a step,
+    whatever it carries), and the polish then snaps half-open dimensions by their mu, not by what
+    they carry. Here the order is set by need and every closure is checked once the networks have
+    adapted: when warm-up ends, every open mu is set to 0.993 (the decoder's first layer
+    compensates exactly); each round ramps to zero the ``k`` open dimensions whose removal costs
+    the probe least, holds the mask ``budget_hold`` steps, and keeps the round if the probe's
+    error is within the loss budget of its best; otherwise the networks are rolled back to the
+    round's start and ``k`` is halved. A failed round of one dimension ends closing.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.started = False
+        self.k = 0
+        self.chosen: list[int] = []
+        self.start_mu: list[float] = []
+        self.values: list[float] = []  # probe errors in this round's hold
+        self.best = math.inf
+        self.snapshot: dict[str, Any] | None = None
+        self.rounds: list[dict[str, Any]] = []  # what each round did (for reports and docs)
+
+    @torch.no_grad()
+    def begin(self, model: MaskAAE, probe: _Probe) -> None:
+        """End of warm-up: equalise the open mu (an exact reparametrisation), set the baseline."""
+        _, dec = _latent_layers(model)
+        mu = model.mask()
+        is_open = mu >= ACTIVE_THRESHOLD
+        theta = torch.where(is_open, torch.full_like(mu, ELIMINATE_OPEN_THETA), torch.zeros_like(mu))
+        new_mu = 1.0 - torch.exp(-theta)
+        dec.weight *= torch.where(is_open, mu / new_mu, torch.ones_like(mu))  # column j: mu_j W_j = mu'_j W'_j
+        model.mask.theta.copy_(theta)
+        probe.noise = probe.warmup_noise()
+        tail = probe.warmup_values[-self.config.probe_window :]
+        self.best = float(np.median(tail)) if tail else probe.measure(model)
+        self.k = max(1, int(int(is_open.sum()) * self.config.eliminate_fraction))
+        self.started = True
+
+    def start_round(self, model: MaskAAE, probe: _Probe, step: int, snapshot: dict[str, Any]) -> bool:
+        """Chooses the dims to close; False when nothing is left to try (one open dim)."""
+        mu = model.mask().detach()
+        open_dims = [j for j in range(mu.shape[0]) if float(mu[j]) >= ACTIVE_THRESHOLD]
+        if len(open_dims) <= 1:
+            return False
+        self.k = min(self.k, max(1, int(len(open_dims) * self.config.eliminate_fraction)), len(open_dims) - 1)
+        costs = probe.ablation_costs(model, open_dims)
+        order = sorted(open_dims, key=lambda j: costs[j])
+        self.chosen = order[: self.k]
+        self.start_mu = [float(mu[j]) for j in self.chosen]
+        self.values = []
+        self.snapshot = snapshot
+        self.rounds.append({"step": step, "open": len(open_dims), "k": self.k, "dims": list(self.chosen),
+                            "ablation": [costs[j] for j in self.chosen]})
+        return True
+
+    @torch.no_grad()
+    def ramp(self, model: MaskAAE, t: int) -> bool:
+        """Sets the chosen dims' mu to start * (1 - t / ramp); True once they are at zero."""
+        frac = min(1.0, t / max(1, self.config.eliminate_ramp))
+        for j, mu0 in zip(self.chosen, self.start_mu):
+            target = mu0 * (1.0 - frac)
+            model.mask.theta[j] = -math.log1p(-target) if target > 0 else 0.0
+        return frac >= 1.0
+
+    def verdict(self, threshold: Callable[[float], float], r0: float) -> bool:
+        """End of a round's hold: True to keep it (the median error is within budget)."""
+        current = float(np.median(self.values[-self.config.probe_window :]))
+        limit = threshold(r0 - self.best, self.best)
+        keep = current <= limit
+        self.rounds[-1].update(error=current, limit=limit, kept=keep)
+        if keep:
+            self.best = min(self.best, current)
+        self.chosen, self.start_mu = [], []
+        return keep
+
+    def state(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in ("started", "k", "chosen", "start_mu", "values", "best", "snapshot", "rounds")}
+
+    def load(self, state: dict[str, Any]) -> None:
+        for f, v in state.items():
+            setattr(self, f, v)
 
 
 def train(
@@ -478,6 +615,11 @@ def train(
     step, seconds_before, retries = 0, 0.0, 0
     probing = bool(config.loss_budget) or bool(config.warmup_plateau)
     probe = _Probe(data, config, rec_kind) if probing and mask.enabled and config.schedule == "latentdim" else None
+    elim = None
+    if schedule.eliminate and mask.enabled:
+        if probe is None or not config.loss_budget:
+            raise ValueError("closing='eliminate' needs a loss budget (TrainConfig.loss_budget > 0)")
+        elim = _Elimination(config)
 
     def capture() -> dict[str, Any]:
         return _cpu_copy({
@@ -491,7 +633,17 @@ def train(
             "seconds": seconds_before + time.perf_counter() - start,
             "retries": retries,
             "probe": None if probe is None else probe.state(),
+            "elimination": None if elim is None else elim.state(),
         })
+
+    def networks() -> dict[str, Any]:
+        """What an elimination round rolls back to: weights and optimiser states."""
+        return _cpu_copy({"model": model.state_dict(), "optimisers": {k: o.state_dict() for k, o in optimisers.items()}})
+
+    def roll_back(saved: dict[str, Any]) -> None:
+        model.load_state_dict(saved["model"])
+        for name, opt in optimisers.items():
+            opt.load_state_dict(saved["optimisers"][name])
 
     def restore(state: dict[str, Any]) -> None:
         nonlocal step, retries
@@ -506,6 +658,8 @@ def train(
         step, retries = int(state["step"]), int(state.get("retries", 0))
         if probe is not None and state.get("probe") is not None:
             probe.load(state["probe"])
+        if elim is not None and state.get("elimination") is not None:
+            elim.load(_cpu_copy(state["elimination"]))
         outcome.history_steps[:] = list(state["history_steps"])
         outcome.history_mask[:] = [list(row) for row in state["history_mask"]]
         # (learning rates come back with the optimiser states: a rolled-back run keeps its halved rates)
@@ -571,6 +725,21 @@ def train(
         if probe is not None and step % config.probe_every == 0:
             if schedule.phase == "warmup" and config.warmup_plateau and not schedule.plateaued:
                 schedule.plateaued = probe.plateaued(model)
+            elif elim is not None:
+                if schedule.phase == "hold":
+                    elim.values.append(probe.measure(model))
+                    if step - schedule.phase_start >= config.budget_hold and len(elim.values) >= config.probe_window:
+                        last_try = elim.k == 1
+                        kept = elim.verdict(probe.threshold, probe.r0)
+                        if not kept:
+                            assert elim.snapshot is not None
+                            roll_back(elim.snapshot)
+                            elim.k = max(1, elim.k // 2)
+                        elim.snapshot = None
+                        if not kept and last_try:
+                            schedule.end_elimination(step)
+                        else:
+                            schedule.next_round(step)
             elif schedule.phase in ("close", "hold") and config.loss_budget:
                 over = probe.over_budget(model, step)
                 if schedule.phase == "close" and over:
@@ -581,6 +750,14 @@ def train(
                     else:
                         schedule.end_closing(step)
         done = schedule.observe(step, m_active, undecided)
+        if elim is not None and schedule.phase in ("close", "hold"):
+            if not elim.started:
+                elim.begin(model, probe)
+            if schedule.phase == "close" and not elim.chosen:
+                if not elim.start_round(model, probe, step, networks()):
+                    schedule.end_elimination(step)
+            if schedule.phase == "close" and elim.ramp(model, step - schedule.phase_start):
+                schedule.hold(step)
         # Refine phase only: re-standardising while the mask still moves let dims on their way
         # out (mu 0.1-0.2) carry information again (docs/mask-dynamics.md).
         every = config.restandardise_every
@@ -610,6 +787,8 @@ def train(
         if done or interrupted:
             break
     outcome.steps = step
+    if elim is not None:
+        outcome.closing_rounds = [dict(r) for r in elim.rounds]
     outcome.seconds = seconds_before + time.perf_counter() - start
     if on_step is not None and outcome.last is not None:
         on_step(outcome.last)

@@ -251,3 +251,146 @@ def test_budget_is_never_below_the_probe_noise_of_warm_up():
     short = _Probe(x, cfg, "mse")
     short.warmup_values = [0.5, 0.6]
     assert short.warmup_noise() == 0.0  # too few probes: the budget alone decides
+
+
+# --- closing="eliminate" (images by default): rounds of verified elimination -----------------------
+
+def _elim_config(**overrides):
+    values = dict(closing="eliminate", loss_budget=0.05, warmup_steps=60, probe_every=10, probe_window=3,
+                  probe_samples=128, budget_hold=40, eliminate_ramp=20, refine_steps=10, max_steps=2000,
+                  batch_size=32, history_every=10)
+    return TrainConfig(**{**values, **overrides})
+
+
+def _elim_data():
+    x = make_synthetic(2, d=8, samples=256, seed=0)
+    return torch.from_numpy((x - x.mean(0)) / x.std(0))
+
+
+def test_elimination_schedule_freezes_the_mask_and_ignores_the_settle_window():
+    s = MaskSchedule(_elim_config(warmup_steps=0, settle_window=5), capacity=4)
+    assert s.phase == "close" and s.mask_frozen and s.beta() == 0.0
+    assert not any(s.observe(step, 4, 0) for step in range(1, 50))
+    assert s.phase == "close"  # only the probe's verdicts end a round
+    s.hold(50)
+    assert s.phase == "hold" and s.mask_frozen
+    s.next_round(60)
+    assert s.phase == "close"
+    s.end_elimination(70)
+    assert s.phase == "refine" and not s.observe(71, 4, 0) and s.observe(80, 4, 0)
+    with pytest.raises(ValueError, match="closing"):
+        MaskSchedule(TrainConfig(closing="sideways"), capacity=4)
+
+
+def test_elimination_needs_a_loss_budget():
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("mlp", (8,), 4, width=16))
+    with pytest.raises(ValueError, match="loss budget"):
+        train(model, _elim_data(), _elim_config(loss_budget=0.0))
+
+
+def test_elimination_start_equalises_the_open_mask_exactly():
+    from latentdim.train import ELIMINATE_OPEN_THETA, _Elimination, _Probe
+
+    x = _elim_data()
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("mlp", (8,), 4, width=16)).eval()
+    with torch.no_grad():
+        model.mask.theta.copy_(torch.tensor([0.3, 1.0, 2.5, 0.05]))  # mu 0.26, 0.63, 0.92, 0.049
+        before = model.decoder(model.mask() * model.encoder(x))
+        before_without_3 = model.decoder(model.mask() * torch.tensor([1.0, 1, 1, 0]) * model.encoder(x))
+    cfg = _elim_config()
+    elim = _Elimination(cfg)
+    elim.begin(model, _Probe(x, cfg, "mse"))
+    mu = model.mask().detach()
+    open_mu = 1 - np.exp(-ELIMINATE_OPEN_THETA)
+    torch.testing.assert_close(mu, torch.tensor([open_mu, open_mu, open_mu, 0.0], dtype=mu.dtype))
+    with torch.no_grad():
+        after = model.decoder(mu * model.encoder(x))
+    # open dims: mu_j W_j = mu'_j W'_j exactly; the dim below 0.1 is closed, which only drops its input
+    torch.testing.assert_close(after, before_without_3, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(after, before, atol=1e-5)
+    assert elim.k == 1  # a quarter of 3 open dims, at least one
+
+
+def test_elimination_closes_first_the_dimension_whose_removal_costs_least():
+    from latentdim.train import _Elimination, _Probe
+
+    x = _elim_data()
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("mlp", (8,), 4, width=16))
+    dec_first = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)][0]
+    with torch.no_grad():
+        model.mask.theta.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    opt = torch.optim.Adam(list(model.encoder.parameters()) + list(model.decoder.parameters()), lr=1e-2)
+    for _ in range(300):  # a plain auto-encoder fit, so that the codes carry the data
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model.decoder(model.mask().detach() * model.encoder(x)), x).backward()
+        opt.step()
+    with torch.no_grad():
+        dec_first.weight[:, 2] = 0.0  # the decoder ignores dim 2: removing it costs exactly nothing
+    cfg = _elim_config(eliminate_fraction=0.25)
+    probe = _Probe(x, cfg, "mse")
+    elim = _Elimination(cfg)
+    elim.begin(model, probe)
+    costs = probe.ablation_costs(model, [0, 1, 2, 3])
+    assert costs[2] == 0.0 and all(costs[j] > 0.0 for j in (0, 1, 3))
+    assert elim.start_round(model, probe, step=0, snapshot={})
+    assert elim.chosen == [2] and elim.rounds[0]["open"] == 4
+    assert not elim.ramp(model, 10)
+    assert float(model.mask().detach()[2]) == pytest.approx((1 - np.exp(-5.0)) / 2)  # half-way down the ramp
+    assert elim.ramp(model, 20) and float(model.mask().detach()[2]) == 0.0
+
+
+def _elim_run(config, should_stop=None, resume=None, seed=0):
+    torch.manual_seed(seed)
+    model = build_model(ModelSpec("mlp", (8,), 4, width=16))
+    states = []
+    out = train(model, _elim_data(), config, should_stop=should_stop, resume=resume, on_checkpoint=states.append)
+    return model, out, states
+
+
+def test_elimination_end_to_end_keeps_rounds_within_budget_and_rolls_back_the_rest():
+    from latentdim.train import ELIMINATE_OPEN_THETA
+
+    model, out, _ = _elim_run(_elim_config(warmup_steps=300))  # 2-dimensional data, capacity 4
+    assert out.stop_reason == "settled" and out.last.m_active == 2
+    assert any(not r["kept"] for r in out.closing_rounds)
+    rounds = out.closing_rounds
+    assert rounds and all("kept" in r for r in rounds)
+    for r in rounds:
+        assert r["kept"] == (r["error"] <= r["limit"])
+        assert r["ablation"] == sorted(r["ablation"])
+    # each round starts with the open count the kept rounds before it left
+    open_now = rounds[0]["open"]
+    for r in rounds:
+        assert r["open"] == open_now
+        open_now -= r["k"] if r["kept"] else 0
+    # closing ends on a failed round of one (or with one dim open); a failed round's dims stay open
+    assert (not rounds[-1]["kept"] and rounds[-1]["k"] == 1) or open_now == 1
+    mu = model.mask().detach()
+    assert out.last.m_active == open_now == int((mu > 0).sum())
+    open_mu = torch.tensor(1 - np.exp(-ELIMINATE_OPEN_THETA), dtype=mu.dtype)
+    assert all(float(v) == 0.0 or torch.isclose(v, open_mu) for v in mu)
+    for r in rounds:
+        if not r["kept"]:
+            assert all(torch.isclose(mu[j], open_mu) for j in r["dims"])  # rolled back, re-opened
+
+
+def test_elimination_resumes_step_for_step():
+    cfg = _elim_config()
+    ref_model, ref_out, _ = _elim_run(cfg)
+    assert len(ref_out.closing_rounds) >= 2
+    stop_at = ref_out.closing_rounds[1]["step"] + 25  # inside the second round: a snapshot is held
+    polls = []
+
+    def should_stop():  # polled once after every step
+        polls.append(1)
+        return len(polls) >= stop_at
+
+    _, _, states = _elim_run(cfg, should_stop=should_stop)
+    assert states and states[-1]["step"] == stop_at and states[-1]["elimination"]["snapshot"] is not None
+    model, out, _ = _elim_run(cfg, resume=states[-1])
+    assert out.steps == ref_out.steps and out.closing_rounds == ref_out.closing_rounds
+    for (name, a), (_, b) in zip(model.state_dict().items(), ref_model.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
