@@ -73,6 +73,9 @@ class EstimateResult:
     history_steps: np.ndarray | None = field(default=None, repr=False)  # (T,)
     history_mask: np.ndarray | None = field(default=None, repr=False)  # (T, m)
     files: dict[str, str] = field(default_factory=dict)  # what was written to ``out``: name -> path
+    # images (elimination): one entry per round: step, open dims, k, dims tried, their ablation
+    # costs, the held-out error after the hold, the budget's limit, and whether it was kept
+    closing_rounds: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (arrays excluded)."""
@@ -478,7 +481,8 @@ def estimate(
                 "start a new run with another --out"
             )
         out = resume_dir
-        config = TrainConfig(**saved["config"])
+        # a run saved by an earlier latentdim has no closing field: it closed under the pressure
+        config = TrainConfig(**{"closing": "pressure", **saved["config"]})
     if config is None:
         config = TrainConfig() if use_mask else TrainConfig(max_steps=NO_MASK_MAX_STEPS)
     if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
@@ -521,13 +525,20 @@ def estimate(
     # the m_A it stops at depend less on the capacity (docs/mask-dynamics.md).
     if config.lr_mask is None:
         config = replace(config, lr_mask=IMAGE_LR_MASK if data.images else VECTOR_LR_MASK)
+    # Under the pressure, images closed in the order of the initial mask draw and the polish cut
+    # half-open dimensions by mu; elimination orders by what each carries and checks every round
+    # against the budget (docs/mask-dynamics.md). Vectors, whose needed and spurious dims are
+    # separated by a gap, keep the pressure that was validated on them.
+    if config.closing is None:
+        config = replace(config, closing="eliminate" if data.images and config.loss_budget else "pressure")
     spec = ModelSpec(data.preset, tuple(data.array.shape[1:]), capacity, width, use_mask)
     if saved is not None:
         _check_same_run(saved, spec, seed, data.source, Path(out_dir))
     torch.manual_seed(seed)
     model = build_model(spec).to(dev)  # before the baselines: a preset that does not fit fails at once
     if out_dir is not None:
-        check_room(out_dir, checkpoint_bytes(model))
+        # an elimination round's checkpoint also holds the round's starting weights and optimisers
+        check_room(out_dir, checkpoint_bytes(model) * (2 if config.closing == "eliminate" else 1))
     # Issue 4: classical estimates on the raw samples in user units; before training, so degenerate
     # data fails in seconds rather than after the run.
     if saved is not None and baselines and saved.get("baselines") is not None:
@@ -621,6 +632,11 @@ def estimate(
         covariance=diag["covariance"],
         history_steps=steps_arr,
         history_mask=mask_arr,
+        closing_rounds=[
+            {k: round(v, 6) if isinstance(v, float) else [round(c, 6) for c in v] if k == "ablation" else v
+             for k, v in r.items()}
+            for r in outcome.closing_rounds
+        ],
     )
     extra = {**extra, "step": outcome.steps, "finished": True, "result": result.to_dict()}
     if out_dir is not None:

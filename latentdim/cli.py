@@ -143,6 +143,9 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
             f"[bold green]{result.m_active}[/] | {b['twonn']:.2f} | {b['mle']:.2f} | {b['lpca']:.2f}",
         )
     table.add_row("undecided dimensions", str(result.undecided))
+    if result.closing_rounds:
+        undone = sum(1 for r in result.closing_rounds if r.get("kept") is False)
+        table.add_row("closing rounds", f"{len(result.closing_rounds)} ({undone} undone: over the loss budget)")
     table.add_row("model", f"{kind}, preset {result.preset}, schedule {result.schedule}")
     shape = "x".join(map(str, result.data_shape))
     table.add_row("source", f"{result.source} ({shape} per sample)")
@@ -180,9 +183,9 @@ def estimate(
     seed: Annotated[int, typer.Option(help="Seed for initialisation and training; the same seed repeats a CPU run exactly.")] = 0,
     device: Annotated[Device, typer.Option(help="auto uses a CUDA GPU when there is one.")] = Device.auto,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. [default: 30000; 10000 with --no-mask; 500000 with --schedule reference]")] = None,
-    schedule: Annotated[Schedule, typer.Option(help="latentdim: closing pressure, then polariser (fast). reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
-    closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask. [default: 5]")] = None,
-    loss_budget: Annotated[Optional[float], typer.Option(help="Stop closing dimensions once the held-out reconstruction has lost this fraction of what the latent code explains (a lasting loss: checked again after holding the mask 500 steps, and never less than 3x the training noise); 0 turns the rule off (then only a stable m_A ends closing). [default: 0.02 for images, off for vectors]")] = None,
+    schedule: Annotated[Schedule, typer.Option(help="latentdim: dims close under a pressure (vectors) or in rounds checked against --loss-budget (images), fast. reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
+    closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask (vectors; images with --loss-budget 0). [default: 5]")] = None,
+    loss_budget: Annotated[Optional[float], typer.Option(help="Close dimensions only while the held-out reconstruction keeps all but this fraction of what the latent code explains (measured 500 steps after each closure, never less than 3x the training noise); images close the cheapest dimensions in rounds and undo a round that costs more. 0 turns the rule off (then the closing pressure closes until m_A is stable). [default: 0.02 for images, off for vectors]")] = None,
     batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions.")] = None,

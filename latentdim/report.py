@@ -197,6 +197,10 @@ def _rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows.append(("active dimensions m_A", f"<strong>{_e(g('m_active'))}</strong> of capacity {_e(g('capacity'))}"))
     rows.append(_compare(result))
     rows.append(("undecided dimensions", _e(g("undecided"))))
+    rounds = g("closing_rounds")
+    if isinstance(rounds, list) and rounds:
+        undone = sum(1 for r in rounds if isinstance(r, Mapping) and r.get("kept") is False)
+        rows.append(("closing rounds", f"{len(rounds)} ({undone} undone: over the loss budget)"))
     kind = "WAE-GP baseline (--no-mask)" if g("use_mask") is False else "MaskAAE"
     rows.append(("model", f"{kind}, preset {_e(g('preset'))}, schedule {_e(g('schedule'))}"))
     shape = g("data_shape")

@@ -125,6 +125,10 @@ class MaskSchedule:
       ``settle_window`` steps;
     - *hold* (images, with a loss budget): when the budget trips, the mask is frozen for
       ``budget_hold`` steps; closing resumes if the error comes back within budget, else ends;
+
+    With ``closing="eliminate"`` (images by default) close and hold are instead the two halves of
+    each elimination round (:class:`_Elimination`: the mask is set, not trained, in both), and the
+    last round goes straight to refine, every mu being 0 or 0.993 already.
     - *polish*: beta is dropped and lambda3 doubles every ``polish_double_every`` steps so the
       polariser snaps each mu to 0 or 1, until no dimension is undecided and m_A has held for
       ``stable_window`` steps;

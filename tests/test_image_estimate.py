@@ -216,9 +216,12 @@ def test_images_and_vectors_get_their_own_closing_rule(tmp_path):
     picked = {}
     for name in ("img", "vec"):
         c = read_checkpoint(tmp_path / name / "checkpoint.pt")["config"]
-        picked[name] = (c["reconstruction"], c["lr_mask"], c["loss_budget"], c["warmup_plateau"])
-    assert picked == {"img": ("bce", 1e-3, 0.02, True), "vec": ("mse", 4e-3, 0.0, False)}
+        picked[name] = (c["reconstruction"], c["lr_mask"], c["loss_budget"], c["warmup_plateau"], c["closing"])
+    assert picked == {"img": ("bce", 1e-3, 0.02, True, "eliminate"), "vec": ("mse", 4e-3, 0.0, False, "pressure")}
     explicit = TrainConfig(max_steps=4, warmup_steps=2, batch_size=8, lr_mask=2e-3, loss_budget=0.05)
     latentdim.estimate(tmp_path / "imgs", capacity=3, out=tmp_path / "set", **{**TINY, "config": explicit})
     c = read_checkpoint(tmp_path / "set" / "checkpoint.pt")["config"]
-    assert (c["lr_mask"], c["loss_budget"]) == (2e-3, 0.05)
+    assert (c["lr_mask"], c["loss_budget"], c["closing"]) == (2e-3, 0.05, "eliminate")
+    no_budget = TrainConfig(max_steps=4, warmup_steps=2, batch_size=8, loss_budget=0.0)
+    latentdim.estimate(tmp_path / "imgs", capacity=3, out=tmp_path / "off", **{**TINY, "config": no_budget})
+    assert read_checkpoint(tmp_path / "off" / "checkpoint.pt")["config"]["closing"] == "pressure"  # needs a budget

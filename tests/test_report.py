@@ -247,3 +247,11 @@ def test_module_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.stdout.strip() == "False"
+
+
+def test_closing_rounds_counted_with_the_undone_ones():
+    rounds = [{"step": 10, "open": 8, "k": 2, "kept": True}, {"step": 20, "open": 6, "k": 1, "kept": False},
+              {"step": 30, "open": 6, "k": 1, "kept": True}, {"step": 40, "open": 5, "k": 1, "kept": False}]
+    assert "closing rounds 4 (2 undone: over the loss budget)" in text_of(render_report(fake_result(closing_rounds=rounds), {}))
+    assert "closing rounds" not in text_of(render_report(fake_result(closing_rounds=[]), {}))
+    assert "closing rounds" not in text_of(render_report(fake_result(), {}))  # results written before the field
