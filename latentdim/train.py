@@ -123,17 +123,17 @@ class MaskSchedule:
       latent coordinate, so the pressure does not close a dimension before it was ever used;
     - *close*: the closing pressure beta acts, lambda3 stays small, until m_A has not changed for
       ``settle_window`` steps;
-    - *hold* (images, with a loss budget): when the budget trips, the mask is frozen for
+    - *hold* (with a loss budget): when the budget trips, the mask is frozen for
       ``budget_hold`` steps; closing resumes if the error comes back within budget, else ends;
-
-    With ``closing="eliminate"`` (images by default) close and hold are instead the two halves of
-    each elimination round (:class:`_Elimination`: the mask is set, not trained, in both), and the
-    last round goes straight to refine, every mu being 0 or 0.993 already.
     - *polish*: beta is dropped and lambda3 doubles every ``polish_double_every`` steps so the
       polariser snaps each mu to 0 or 1, until no dimension is undecided and m_A has held for
       ``stable_window`` steps;
     - *refine* (``refine_steps``): the mask is frozen again while the networks adapt to its final
       scale, which the pressure had shrunk; this is what generation quality needs.
+
+    With ``closing="eliminate"`` (images by default) close and hold are instead the two halves of
+    each elimination round (:class:`_Elimination`: the mask is set, not trained, in both), and the
+    last round goes straight to refine, every mu being 0 or 0.993 already.
     """
 
     def __init__(self, config: TrainConfig, capacity: int, use_mask: bool = True) -> None:
@@ -527,8 +527,9 @@ class _Elimination:
             model.mask.theta[j] = -math.log1p(-target) if target > 0 else 0.0
         return frac >= 1.0
 
-    def verdict(self, threshold: Callable[[float], float], r0: float) -> bool:
-        """End of a round's hold: True to keep it (the median error is within budget)."""
+    def verdict(self, threshold: Callable[[float, float], float], r0: float) -> bool:
+        """End of a round's hold: True to keep it (the median error is within budget).
+        ``threshold(gap, best)`` is the probe's limit (:meth:`_Probe.threshold`)."""
         current = float(np.median(self.values[-self.config.probe_window :]))
         limit = threshold(r0 - self.best, self.best)
         keep = current <= limit
