@@ -373,18 +373,29 @@ class _Probe:
         self.best = math.inf
         self.noise: float | None = None  # the probe's noise, from the end of warm-up
 
+    def _codes(self, model: MaskAAE) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(masked codes, images) of the probe set in batches of 256 (call under no_grad, eval)."""
+        mu = model.mask()
+        return [(mu * model.encoder(xb), xb) for xb in self.x.split(256)]
+
+    def _error(self, model: MaskAAE, codes: list[tuple[torch.Tensor, torch.Tensor]], drop: int | None = None) -> float:
+        """Mean reconstruction error over the probe set from ``codes``, code ``drop`` set to 0."""
+        total = 0.0
+        for z, xb in codes:
+            if drop is not None:
+                z = z.clone()
+                z[:, drop] = 0.0
+            total += float(losses.reconstruction(model.decoder(z), xb, self.kind)) * len(xb)
+        return total / len(self.x)
+
     @torch.no_grad()
     def measure(self, model: MaskAAE) -> float:
         """The reconstruction error on the probe set, in eval mode."""
         was_training = model.training
         model.eval()
-        mu = model.mask()
-        parts = [
-            float(losses.reconstruction(model.decoder(mu * model.encoder(xb)), xb, self.kind)) * len(xb)
-            for xb in self.x.split(256)
-        ]
+        error = self._error(model, self._codes(model))
         model.train(was_training)
-        return sum(parts) / len(self.x)
+        return error
 
     def plateaued(self, model: MaskAAE) -> bool:
         """Warm-up: True once the median error improved by less than ``plateau_tolerance`` of the
@@ -428,20 +439,9 @@ class _Probe:
         """How much the probe error rises when each of ``dims`` alone is set to zero (eval mode)."""
         was_training = model.training
         model.eval()
-        mu = model.mask()
-        codes = [(mu * model.encoder(xb), xb) for xb in self.x.split(256)]
-
-        def error(drop: int | None) -> float:
-            total = 0.0
-            for z, xb in codes:
-                if drop is not None:
-                    z = z.clone()
-                    z[:, drop] = 0.0
-                total += float(losses.reconstruction(model.decoder(z), xb, self.kind)) * len(xb)
-            return total / len(self.x)
-
-        base = error(None)
-        costs = {j: error(j) - base for j in dims}
+        codes = self._codes(model)
+        base = self._error(model, codes)
+        costs = {j: self._error(model, codes, drop=j) - base for j in dims}
         model.train(was_training)
         return costs
 
@@ -646,17 +646,17 @@ def train(
         return _cpu_copy({"model": model.state_dict(), "optimisers": {k: o.state_dict() for k, o in optimisers.items()}})
 
     def roll_back(saved: dict[str, Any]) -> None:
+        """Weights and optimiser states back to ``saved`` (an elimination round's start, or a
+        checkpoint by ``restore``)."""
         model.load_state_dict(saved["model"])
         for name, opt in optimisers.items():
             opt.load_state_dict(saved["optimisers"][name])
 
     def restore(state: dict[str, Any]) -> None:
         nonlocal step, retries
-        model.load_state_dict(state["model"])
         if set(state["optimisers"]) != set(optimisers):
             raise ValueError("the saved optimiser states do not match this model (mask on/off)")
-        for name, opt in optimisers.items():
-            opt.load_state_dict(state["optimisers"][name])
+        roll_back(state)
         for f in _SCHEDULE_FIELDS:
             setattr(schedule, f, state["schedule"][f])
         _set_rng_state(state["rng"], device)
