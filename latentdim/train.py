@@ -627,10 +627,8 @@ def train(
         elim = _Elimination(config)
 
     def capture() -> dict[str, Any]:
-        return _cpu_copy({
+        return networks() | _cpu_copy({
             "step": step,
-            "model": model.state_dict(),
-            "optimisers": {name: opt.state_dict() for name, opt in optimisers.items()},
             "schedule": {f: getattr(schedule, f) for f in _SCHEDULE_FIELDS},
             "rng": _rng_state(device),
             "history_steps": list(outcome.history_steps),
@@ -642,7 +640,8 @@ def train(
         })
 
     def networks() -> dict[str, Any]:
-        """What an elimination round rolls back to: weights and optimiser states."""
+        """Weights and optimiser states: what an elimination round rolls back to, and part of
+        every training-state capture."""
         return _cpu_copy({"model": model.state_dict(), "optimisers": {k: o.state_dict() for k, o in optimisers.items()}})
 
     def roll_back(saved: dict[str, Any]) -> None:
