@@ -482,7 +482,7 @@ def estimate(
             )
         out = resume_dir
         # a run saved by an earlier latentdim has no closing field: it closed under the pressure
-        config = TrainConfig(**{"closing": "pressure", **saved["config"]})
+        config = TrainConfig(**{"closing": "pressure", "eliminate_retries": 0, **saved["config"]})
     if config is None:
         config = TrainConfig() if use_mask else TrainConfig(max_steps=NO_MASK_MAX_STEPS)
     if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:

@@ -74,10 +74,13 @@ class TrainConfig:
     # "eliminate" (needs a loss budget): rounds that each ramp the k dims whose removal costs the
     # probe least down to zero over eliminate_ramp steps, hold budget_hold steps, and keep the
     # round only if the error is still within budget, else roll the networks back to the round's
-    # start and halve k; ends when a round of one fails. None: chosen by latentdim.estimate.
+    # start and halve k; a failed round of one is retried with the next-cheapest dimension
+    # eliminate_retries times (the cheapest at once is not always the cheapest once the networks
+    # adapt), then closing ends. None: chosen by latentdim.estimate.
     closing: str | None = None
     eliminate_ramp: int = 250
     eliminate_fraction: float = 0.25  # a round closes at most this share of the open dims (>= 1)
+    eliminate_retries: int = 1
     # Warm-up lasts at least warmup_steps and, when True, until the probe's reconstruction has
     # plateaued: improved by less than plateau_tolerance of the gap over the last plateau_window
     # steps (at most max_warmup_steps). None: chosen by latentdim.estimate (on for images).
@@ -471,7 +474,8 @@ class _Elimination:
     compensates exactly); each round ramps to zero the ``k`` open dimensions whose removal costs
     the probe least, holds the mask ``budget_hold`` steps, and keeps the round if the probe's
     error is within the loss budget of its best; otherwise the networks are rolled back to the
-    round's start and ``k`` is halved. A failed round of one dimension ends closing.
+    round's start and ``k`` is halved. A failed round of one dimension is tried again with the
+    next-cheapest dimension ``eliminate_retries`` times; then closing ends.
     """
 
     def __init__(self, config: TrainConfig) -> None:
@@ -481,6 +485,7 @@ class _Elimination:
         self.chosen: list[int] = []
         self.start_mu: list[float] = []
         self.values: list[float] = []  # probe errors in this round's hold
+        self.failed: list[int] = []  # dims whose removal alone failed since the last kept round
         self.best = math.inf
         self.snapshot: dict[str, Any] | None = None
         self.rounds: list[dict[str, Any]] = []  # what each round did (for reports and docs)
@@ -509,7 +514,9 @@ class _Elimination:
             return False
         self.k = min(self.k, max(1, int(len(open_dims) * self.config.eliminate_fraction)), len(open_dims) - 1)
         costs = probe.ablation_costs(model, open_dims)
-        order = sorted(open_dims, key=lambda j: costs[j])
+        order = sorted((j for j in open_dims if j not in self.failed), key=lambda j: costs[j])
+        if not order:
+            return False
         self.chosen = order[: self.k]
         self.start_mu = [float(mu[j]) for j in self.chosen]
         self.values = []
@@ -536,11 +543,19 @@ class _Elimination:
         self.rounds[-1].update(error=current, limit=limit, kept=keep)
         if keep:
             self.best = min(self.best, current)
+            self.failed = []
+        elif len(self.chosen) == 1:
+            self.failed += self.chosen
         self.chosen, self.start_mu = [], []
         return keep
 
+    def exhausted(self) -> bool:
+        """True once a round of one dimension has failed and its retries are used up."""
+        return len(self.failed) > self.config.eliminate_retries
+
     def state(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in ("started", "k", "chosen", "start_mu", "values", "best", "snapshot", "rounds")}
+        return {f: getattr(self, f) for f in ("started", "k", "chosen", "start_mu", "values", "failed", "best", "snapshot",
+                                       "rounds")}
 
     def load(self, state: dict[str, Any]) -> None:
         for f, v in state.items():
@@ -733,14 +748,13 @@ def train(
                 if schedule.phase == "hold":
                     elim.values.append(probe.measure(model))
                     if step - schedule.phase_start >= config.budget_hold and len(elim.values) >= config.probe_window:
-                        last_try = elim.k == 1
                         kept = elim.verdict(probe.threshold, probe.r0)
                         if not kept:
                             assert elim.snapshot is not None
                             roll_back(elim.snapshot)
                             elim.k = max(1, elim.k // 2)
                         elim.snapshot = None
-                        if not kept and last_try:
+                        if elim.exhausted():
                             schedule.end_elimination(step)
                         else:
                             schedule.next_round(step)

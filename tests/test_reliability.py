@@ -141,6 +141,21 @@ def test_resume_refuses_a_different_run_and_a_finished_one(tmp_path, reference):
     assert "nothing to resume" in line
 
 
+def test_a_run_saved_before_the_closing_options_resumes_with_the_rule_it_started_with(tmp_path, reference):
+    out = tmp_path / "run"
+    proc = start(out, "--checkpoint-every", "20")
+    wait_for_step(out, 40, proc)
+    proc.kill()
+    proc.communicate()
+    state = read_checkpoint(out / "checkpoint.pt")
+    for field in ("closing", "eliminate_retries"):  # what a checkpoint of an earlier latentdim lacks
+        del state["config"][field]
+    torch.save(state, out / "checkpoint.pt")
+    assert resume(out)["mask"] == reference["mask"]
+    config = read_checkpoint(out / "checkpoint.pt")["config"]
+    assert config["closing"] == "pressure" and config["eliminate_retries"] == 0
+
+
 def damaged(tmp_path, kind):
     folder = tmp_path / kind
     folder.mkdir()

@@ -342,6 +342,64 @@ def test_elimination_closes_first_the_dimension_whose_removal_costs_least():
     assert elim.ramp(model, 20) and float(model.mask().detach()[2]) == 0.0
 
 
+class _FixedCosts:
+    """A probe stand-in whose ablation costs are fixed: dim j costs COSTS[j]."""
+    COSTS = [0.3, 0.1, 0.2, 0.4]
+
+    def ablation_costs(self, model, dims):
+        return {j: self.COSTS[j] for j in dims}
+
+
+def _failed_round(elim, model, error):
+    """Starts a round on the fixed costs, ends it with ``error`` against best + 0.1; the verdict."""
+    assert elim.start_round(model, _FixedCosts(), step=0, snapshot={})
+    chosen = list(elim.chosen)
+    elim.values = [error] * 3
+    return chosen, elim.verdict(lambda gap, best: best + 0.1, r0=3.0)
+
+
+@pytest.mark.parametrize("retries", [0, 1, 2])
+def test_a_failed_round_of_one_is_retried_with_the_next_cheapest_dimension(retries):
+    from latentdim.train import _Elimination
+
+    model = build_model(ModelSpec("mlp", (8,), 4, width=16))
+    with torch.no_grad():
+        model.mask.theta.fill_(5.0)
+    elim = _Elimination(_elim_config(eliminate_retries=retries))
+    elim.best, elim.k = 1.0, 1
+    tried = []
+    for _ in range(retries + 1):
+        assert not elim.exhausted()
+        chosen, kept = _failed_round(elim, model, error=2.0)
+        tried += chosen
+        assert not kept
+    assert tried == [1, 2, 0][: retries + 1]  # cheapest first, then the next-cheapest not yet tried
+    assert elim.exhausted()
+
+
+def test_a_kept_round_gives_the_failed_dimensions_another_chance():
+    from latentdim.train import _Elimination
+
+    model = build_model(ModelSpec("mlp", (8,), 4, width=16))
+    with torch.no_grad():
+        model.mask.theta.fill_(5.0)
+    elim = _Elimination(_elim_config(eliminate_retries=1, eliminate_fraction=1.0))
+    elim.best, elim.k = 1.0, 1
+    assert _failed_round(elim, model, error=2.0) == ([1], False)
+    assert _failed_round(elim, model, error=1.05) == ([2], True)  # within best + 0.1: kept
+    with torch.no_grad():
+        model.mask.theta[2] = 0.0  # what the ramp left
+    assert not elim.exhausted() and elim.failed == []
+    elim.k = 2  # a failed round of several dims uses no retry (the training loop halves k)
+    assert _failed_round(elim, model, error=2.0) == ([1, 0], False)
+    assert elim.failed == []
+    elim.k = 1
+    assert _failed_round(elim, model, error=2.0) == ([1], False)  # the networks moved on: dim 1 again
+    assert not elim.exhausted()
+    assert _failed_round(elim, model, error=2.0) == ([0], False)
+    assert elim.exhausted()
+
+
 def _elim_run(config, should_stop=None, resume=None, seed=0):
     torch.manual_seed(seed)
     model = build_model(ModelSpec("mlp", (8,), 4, width=16))
@@ -366,8 +424,11 @@ def test_elimination_end_to_end_keeps_rounds_within_budget_and_rolls_back_the_re
     for r in rounds:
         assert r["open"] == open_now
         open_now -= r["k"] if r["kept"] else 0
-    # closing ends on a failed round of one (or with one dim open); a failed round's dims stay open
-    assert (not rounds[-1]["kept"] and rounds[-1]["k"] == 1) or open_now == 1
+    # closing ends on a failed round of one and its retry with another dim (or with one dim open);
+    # a failed round's dims stay open
+    last_two = rounds[-2:]
+    assert open_now == 1 or (
+        all(not r["kept"] and r["k"] == 1 for r in last_two) and last_two[0]["dims"] != last_two[1]["dims"])
     mu = model.mask().detach()
     assert out.last.m_active == open_now == int((mu > 0).sum())
     open_mu = torch.tensor(1 - np.exp(-ELIMINATE_OPEN_THETA), dtype=mu.dtype)
