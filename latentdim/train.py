@@ -554,8 +554,8 @@ class _Elimination:
         return len(self.failed) > self.config.eliminate_retries
 
     def state(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in ("started", "k", "chosen", "start_mu", "values", "failed", "best", "snapshot",
-                                       "rounds")}
+        fields = ("started", "k", "chosen", "start_mu", "values", "failed", "best", "snapshot", "rounds")
+        return {f: getattr(self, f) for f in fields}
 
     def load(self, state: dict[str, Any]) -> None:
         for f, v in state.items():

@@ -63,6 +63,16 @@ def wait_for_step(out, at_least, proc, timeout=120):
     raise AssertionError("no checkpoint in time")
 
 
+def killed_run(tmp_path, at_least):
+    """A run SIGKILLed once its checkpoint holds a step >= at_least; its folder."""
+    out = tmp_path / "run"
+    proc = start(out, "--checkpoint-every", "20")
+    wait_for_step(out, at_least, proc)
+    proc.kill()
+    proc.communicate()
+    return out
+
+
 def resume(out):
     result = run("estimate", *ARGS, "--out", out, "--resume", out)
     assert result.exit_code == 0, result.output
@@ -89,11 +99,7 @@ def test_signal_checkpoints_and_resume_matches(tmp_path, reference, sig, code, a
 
 @pytest.mark.parametrize("after", [100])
 def test_sigkill_resumes_from_the_last_complete_checkpoint(tmp_path, reference, after):
-    out = tmp_path / "run"
-    proc = start(out, "--checkpoint-every", "20")
-    wait_for_step(out, after, proc)
-    proc.kill()
-    proc.communicate()
+    out = killed_run(tmp_path, after)
     assert read_checkpoint(out / "checkpoint.pt")["step"] >= after
     assert resume(out)["mask"] == reference["mask"]
 
@@ -124,11 +130,7 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, referen
 
 
 def test_resume_refuses_a_different_run_and_a_finished_one(tmp_path, reference):
-    out = tmp_path / "run"
-    proc = start(out, "--checkpoint-every", "20")
-    wait_for_step(out, 20, proc)
-    proc.kill()
-    proc.communicate()
+    out = killed_run(tmp_path, 20)
     other = [a if a != "3" else "4" for a in ARGS]  # capacity 4
     line = one_error_line(run("estimate", *other, "--resume", out))
     assert "capacity" in line and "repeat the original command" in line
@@ -142,11 +144,7 @@ def test_resume_refuses_a_different_run_and_a_finished_one(tmp_path, reference):
 
 
 def test_a_run_saved_before_the_closing_options_resumes_with_the_rule_it_started_with(tmp_path, reference):
-    out = tmp_path / "run"
-    proc = start(out, "--checkpoint-every", "20")
-    wait_for_step(out, 40, proc)
-    proc.kill()
-    proc.communicate()
+    out = killed_run(tmp_path, 40)
     state = read_checkpoint(out / "checkpoint.pt")
     for field in ("closing", "eliminate_retries"):  # what a checkpoint of an earlier latentdim lacks
         del state["config"][field]
