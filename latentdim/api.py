@@ -481,7 +481,8 @@ def estimate(
                 "start a new run with another --out"
             )
         out = resume_dir
-        # a run saved by an earlier latentdim has no closing field: it closed under the pressure
+        # a run saved by an earlier latentdim lacks the closing fields: it closed under the
+        # pressure (no closing field) or by elimination without a retry (no eliminate_retries)
         config = TrainConfig(**{"closing": "pressure", "eliminate_retries": 0, **saved["config"]})
     if config is None:
         config = TrainConfig() if use_mask else TrainConfig(max_steps=NO_MASK_MAX_STEPS)

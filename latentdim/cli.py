@@ -128,6 +128,8 @@ def main(
 
 
 def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
+    from latentdim.report import closing_rounds_text
+
     table = Table(title="latentdim estimate", show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
@@ -143,9 +145,9 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
             f"[bold green]{result.m_active}[/] | {b['twonn']:.2f} | {b['mle']:.2f} | {b['lpca']:.2f}",
         )
     table.add_row("undecided dimensions", str(result.undecided))
-    if result.closing_rounds:
-        undone = sum(1 for r in result.closing_rounds if r.get("kept") is False)
-        table.add_row("closing rounds", f"{len(result.closing_rounds)} ({undone} undone: over the loss budget)")
+    rounds = closing_rounds_text(result.closing_rounds)
+    if rounds is not None:
+        table.add_row("closing rounds", rounds)
     table.add_row("model", f"{kind}, preset {result.preset}, schedule {result.schedule}")
     shape = "x".join(map(str, result.data_shape))
     table.add_row("source", f"{result.source} ({shape} per sample)")

@@ -121,6 +121,15 @@ def _num(value: Any, spec: str) -> str:
         return _e(value)
 
 
+def closing_rounds_text(rounds: Any) -> str | None:
+    """The summary of an elimination's rounds, "N (M undone: over the loss budget)"; None when
+    there were none (vectors, or a run without a loss budget). Shared by the CLI's table."""
+    if not isinstance(rounds, list) or not rounds:
+        return None
+    undone = sum(1 for r in rounds if isinstance(r, Mapping) and r.get("kept") is False)
+    return f"{len(rounds)} ({undone} undone: over the loss budget)"
+
+
 def _get(result: Mapping[str, Any], key: str) -> Any:
     return result.get(key) if isinstance(result, Mapping) else None
 
@@ -197,10 +206,9 @@ def _rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows.append(("active dimensions m_A", f"<strong>{_e(g('m_active'))}</strong> of capacity {_e(g('capacity'))}"))
     rows.append(_compare(result))
     rows.append(("undecided dimensions", _e(g("undecided"))))
-    rounds = g("closing_rounds")
-    if isinstance(rounds, list) and rounds:
-        undone = sum(1 for r in rounds if isinstance(r, Mapping) and r.get("kept") is False)
-        rows.append(("closing rounds", f"{len(rounds)} ({undone} undone: over the loss budget)"))
+    rounds = closing_rounds_text(g("closing_rounds"))
+    if rounds is not None:
+        rows.append(("closing rounds", rounds))
     kind = "WAE-GP baseline (--no-mask)" if g("use_mask") is False else "MaskAAE"
     rows.append(("model", f"{kind}, preset {_e(g('preset'))}, schedule {_e(g('schedule'))}"))
     shape = g("data_shape")
