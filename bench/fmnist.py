@@ -155,13 +155,17 @@ def main() -> None:
     def fd(r: dict) -> str:
         return "n/a" if r["frechet_distance"] is None else f"{r['frechet_distance']:.2f}"
 
-    print("\n| run | capacity | seed | m_A | undecided | steps | stop | wall s | FD pixels | precision / recall | NAC |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    def gap(r: dict) -> str:  # the refused removals' excess over the budget, in allowances
+        margin = r.get("closing_margin")
+        return "-" if margin is None else f"{margin:.2f}"
+
+    print("\n| run | capacity | seed | m_A | gap below | undecided | steps | stop | wall s | FD pixels | precision / recall | NAC |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in [*results, *waes, *([folder_result] if folder_result else [])]:
         kind = ("WAE" if not r["use_mask"] else "MaskAAE") + (" (folder)" if r is folder_result else "")
         pr = f"{r['precision']:.3f} / {r['recall']:.3f}" if r["precision"] is not None else "n/a"
         print(
-            f"| {kind} | {r['capacity']} | {r['seed']} | {r['m_active']} | {r['undecided']} | {r['steps']} | "
+            f"| {kind} | {r['capacity']} | {r['seed']} | {r['m_active']} | {gap(r)} | {r['undecided']} | {r['steps']} | "
             f"{r['stop_reason']} | {r['wall']:.0f} | {fd(r)} | {pr} | {r['nac'] if r['nac'] is None else round(r['nac'], 4)} |"
         )
     values = [r["m_active"] for r in results]

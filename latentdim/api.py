@@ -27,6 +27,7 @@ from latentdim.metrics import classical_estimates, frechet_distance_samples, nac
 from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, count_undecided, is_image_preset
 from latentdim.models.conv import IMAGE_PRESETS, conv_levels
 from latentdim.models.mask import ACTIVE_THRESHOLD
+from latentdim.report import closing_margin
 from latentdim.train import IMAGE_LOSS_BUDGET, IMAGE_LR_MASK, NO_MASK_MAX_STEPS, VECTOR_LR_MASK, StepStats, TrainConfig, TrainOutcome, history_array, model_input, train
 
 #: Samples used for the final diagnostics (reconstruction, W, Frechet distance, NAC).
@@ -76,6 +77,9 @@ class EstimateResult:
     # images (elimination): one entry per round: step, open dims, k, dims tried, their ablation
     # costs, the held-out error after the hold, the budget's limit, and whether it was kept
     closing_rounds: list[dict[str, Any]] = field(default_factory=list)
+    # images: how far over the loss budget the refused last removals went, in allowances of it
+    # (>= 1: a clear gap below m_A; a fraction: nearby counts fit about as well); None otherwise
+    closing_margin: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (arrays excluded)."""
@@ -600,6 +604,11 @@ def estimate(
     fid = fid_scores(model, x, dev, fid_weights_path, fid_samples) if data.images else None
     mu = model.mask().detach()
     steps_arr, mask_arr = history_array(outcome)
+    rounds = [
+        {k: round(v, 6) if isinstance(v, float) else [round(c, 6) for c in v] if k == "ablation" else v
+         for k, v in r.items()}
+        for r in outcome.closing_rounds
+    ]
     result = EstimateResult(
         m_active=count_active(mu),
         capacity=capacity,
@@ -633,11 +642,8 @@ def estimate(
         covariance=diag["covariance"],
         history_steps=steps_arr,
         history_mask=mask_arr,
-        closing_rounds=[
-            {k: round(v, 6) if isinstance(v, float) else [round(c, 6) for c in v] if k == "ablation" else v
-             for k, v in r.items()}
-            for r in outcome.closing_rounds
-        ],
+        closing_rounds=rounds,
+        closing_margin=None if (margin := closing_margin(rounds)) is None else round(margin, 4),
     )
     extra = {**extra, "step": outcome.steps, "finished": True, "result": result.to_dict()}
     if out_dir is not None:

@@ -128,7 +128,7 @@ def main(
 
 
 def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
-    from latentdim.report import closing_rounds_text
+    from latentdim.report import closing_margin_text, closing_rounds_text
 
     table = Table(title="latentdim estimate", show_header=False, title_justify="left")
     table.add_column("field", style="bold")
@@ -148,6 +148,9 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
     rounds = closing_rounds_text(result.closing_rounds)
     if rounds is not None:
         table.add_row("closing rounds", rounds)
+    gap = closing_margin_text(result.closing_margin)
+    if gap is not None:
+        table.add_row("gap below m_A", gap)
     table.add_row("model", f"{kind}, preset {result.preset}, schedule {result.schedule}")
     shape = "x".join(map(str, result.data_shape))
     table.add_row("source", f"{result.source} ({shape} per sample)")

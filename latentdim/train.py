@@ -540,7 +540,7 @@ class _Elimination:
         current = float(np.median(self.values[-self.config.probe_window :]))
         limit = threshold(r0 - self.best, self.best)
         keep = current <= limit
-        self.rounds[-1].update(error=current, limit=limit, kept=keep)
+        self.rounds[-1].update(error=current, limit=limit, allowance=limit - self.best, kept=keep)
         if keep:
             self.best = min(self.best, current)
             self.failed = []

@@ -68,3 +68,17 @@ def test_out_must_be_a_folder(tmp_path):
     f.write_text("x")
     with pytest.raises(latentdim.LatentdimError, match="not a folder"):
         latentdim.estimate(np.zeros((100, 3)), capacity=2, out=f, config=TINY)
+
+
+def test_estimate_reports_how_sharp_an_elimination_ended():
+    from latentdim.report import closing_margin
+
+    config = TrainConfig(closing="eliminate", loss_budget=0.05, warmup_steps=300, probe_every=10, probe_window=3,
+                         probe_samples=128, budget_hold=40, eliminate_ramp=20, refine_steps=10, max_steps=2000,
+                         batch_size=32)
+    result = latentdim.estimate("synthetic:n=2,d=8,samples=256", capacity=4, width=16, baselines=False, config=config)
+    last = result.closing_rounds[-1]
+    assert not last["kept"] and last["k"] == 1 and last["allowance"] > 0
+    assert result.closing_margin == round(closing_margin(result.closing_rounds), 4)
+    assert result.closing_margin <= (last["error"] - last["limit"]) / last["allowance"] + 1e-4
+    assert json.loads(json.dumps(result.to_dict()))["closing_margin"] == result.closing_margin

@@ -225,3 +225,25 @@ def test_images_and_vectors_get_their_own_closing_rule(tmp_path):
     no_budget = TrainConfig(max_steps=4, warmup_steps=2, batch_size=8, loss_budget=0.0)
     latentdim.estimate(tmp_path / "imgs", capacity=3, out=tmp_path / "off", **{**TINY, "config": no_budget})
     assert read_checkpoint(tmp_path / "off" / "checkpoint.pt")["config"]["closing"] == "pressure"  # needs a budget
+
+
+def test_cli_table_shows_the_closing_rounds_and_the_gap(tmp_path):
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from latentdim.cli import result_table
+
+    make_folder(tmp_path / "imgs", n=16)
+    result = latentdim.estimate(tmp_path / "imgs", capacity=3, **TINY)
+    rounds = [{"step": 5, "open": 3, "k": 1, "dims": [0], "error": 1.2, "limit": 1.0, "allowance": 0.5, "kept": False}]
+
+    def shown(r):
+        console = Console(width=200, record=True)
+        console.print(result_table(r))
+        return console.export_text()
+
+    assert "gap below m_A" not in shown(result)
+    text = shown(replace(result, closing_rounds=rounds, closing_margin=0.4))
+    assert "closing rounds" in text and "1 (1 undone: over the loss budget)" in text
+    assert "soft: one dimension fewer went only 0.40 of an allowance" in text

@@ -255,3 +255,36 @@ def test_closing_rounds_counted_with_the_undone_ones():
     assert "closing rounds 4 (2 undone: over the loss budget)" in text_of(render_report(fake_result(closing_rounds=rounds), {}))
     assert "closing rounds" not in text_of(render_report(fake_result(closing_rounds=[]), {}))
     assert "closing rounds" not in text_of(render_report(fake_result(), {}))  # results written before the field
+
+
+def _round(kept, error, dims=(3,), limit=1.0, allowance=0.1):
+    return {"k": len(dims), "dims": list(dims), "error": error, "limit": limit, "allowance": allowance, "kept": kept}
+
+
+def test_closing_margin_is_the_cheapest_refused_removal_in_allowances():
+    from latentdim.report import closing_margin, closing_margin_text
+
+    # two refused rounds of one after the last kept round: 0.05 and 0.3 over an allowance of 0.1
+    rounds = [_round(True, 0.9), _round(False, 1.2, dims=(1, 2)), _round(True, 0.95),
+              _round(False, 1.03), _round(False, 1.005)]
+    assert closing_margin(rounds) == pytest.approx(0.05)
+    assert closing_margin(rounds[:-1]) == pytest.approx(0.3)
+    # refused rounds before the last kept one, or of several dims, do not count
+    assert closing_margin(rounds[:3]) is None
+    assert closing_margin(rounds[:2]) is None
+    assert closing_margin([_round(False, 1.5, limit=1.0, allowance=0.2)]) == pytest.approx(2.5)
+    # rounds recorded before the allowance was, or with none: no margin
+    old = [{k: v for k, v in r.items() if k != "allowance"} for r in rounds]
+    assert closing_margin(old) is None
+    assert closing_margin([_round(False, 1.2, allowance=0.0)]) is None
+    assert closing_margin([]) is None and closing_margin(None) is None
+
+    assert closing_margin_text(2.5).startswith("clear: one dimension fewer went 2.5 allowances")
+    assert closing_margin_text(0.05).startswith("soft: one dimension fewer went only 0.05 of an allowance")
+    assert closing_margin_text(None) is None
+
+
+def test_report_shows_the_gap_below_m_a():
+    assert "gap below m_A clear: one dimension fewer went 4.2 allowances" in text_of(
+        render_report(fake_result(closing_margin=4.2), {}))
+    assert "gap below m_A" not in text_of(render_report(fake_result(), {}))

@@ -436,6 +436,11 @@ def test_elimination_end_to_end_keeps_rounds_within_budget_and_rolls_back_the_re
     for r in rounds:
         if not r["kept"]:
             assert all(torch.isclose(mu[j], open_mu) for j in r["dims"])  # rolled back, re-opened
+    # the allowance is the limit over the best error so far, which only a kept round lowers
+    best = [r["limit"] - r["allowance"] for r in rounds]
+    assert all(r["allowance"] > 0 for r in rounds)
+    for r, b, b_next in zip(rounds, best, best[1:]):
+        assert b_next == pytest.approx(min(b, r["error"]) if r["kept"] else b)
 
 
 def test_elimination_resumes_step_for_step():
