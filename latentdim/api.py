@@ -486,8 +486,10 @@ def estimate(
             )
         out = resume_dir
         # a run saved by an earlier latentdim lacks the closing fields: it closed under the
-        # pressure (no closing field) or by elimination without a retry (no eliminate_retries)
-        config = TrainConfig(**{"closing": "pressure", "eliminate_retries": 0, **saved["config"]})
+        # pressure (no closing field) or by elimination without a retry (no eliminate_retries),
+        # holding its rounds budget_hold steps (no eliminate_hold)
+        old = {"closing": "pressure", "eliminate_retries": 0, "eliminate_hold": saved["config"].get("budget_hold", 500)}
+        config = TrainConfig(**{**old, **saved["config"]})
     if config is None:
         config = TrainConfig() if use_mask else TrainConfig(max_steps=NO_MASK_MAX_STEPS)
     if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:

@@ -74,7 +74,7 @@ def test_estimate_reports_how_sharp_an_elimination_ended():
     from latentdim.report import closing_margin
 
     config = TrainConfig(closing="eliminate", loss_budget=0.05, warmup_steps=300, probe_every=10, probe_window=3,
-                         probe_samples=128, budget_hold=40, eliminate_ramp=20, refine_steps=10, max_steps=2000,
+                         probe_samples=128, eliminate_hold=40, eliminate_ramp=20, refine_steps=10, max_steps=2000,
                          batch_size=32)
     result = latentdim.estimate("synthetic:n=2,d=8,samples=256", capacity=4, width=16, baselines=False, config=config)
     last = result.closing_rounds[-1]

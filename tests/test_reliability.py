@@ -146,12 +146,13 @@ def test_resume_refuses_a_different_run_and_a_finished_one(tmp_path, reference):
 def test_a_run_saved_before_the_closing_options_resumes_with_the_rule_it_started_with(tmp_path, reference):
     out = killed_run(tmp_path, 40)
     state = read_checkpoint(out / "checkpoint.pt")
-    for field in ("closing", "eliminate_retries"):  # what a checkpoint of an earlier latentdim lacks
+    for field in ("closing", "eliminate_retries", "eliminate_hold"):  # what an earlier latentdim's lacks
         del state["config"][field]
+    state["config"]["budget_hold"] = 450
     torch.save(state, out / "checkpoint.pt")
     assert resume(out)["mask"] == reference["mask"]
     config = read_checkpoint(out / "checkpoint.pt")["config"]
-    assert config["closing"] == "pressure" and config["eliminate_retries"] == 0
+    assert config["closing"] == "pressure" and config["eliminate_retries"] == 0 and config["eliminate_hold"] == 450
 
 
 def damaged(tmp_path, kind):

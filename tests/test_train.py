@@ -257,7 +257,7 @@ def test_budget_is_never_below_the_probe_noise_of_warm_up():
 
 def _elim_config(**overrides):
     values = dict(closing="eliminate", loss_budget=0.05, warmup_steps=60, probe_every=10, probe_window=3,
-                  probe_samples=128, budget_hold=40, eliminate_ramp=20, refine_steps=10, max_steps=2000,
+                  probe_samples=128, eliminate_hold=40, eliminate_ramp=20, refine_steps=10, max_steps=2000,
                   batch_size=32, history_every=10)
     return TrainConfig(**{**values, **overrides})
 
