@@ -35,8 +35,8 @@ ACTIVE_THRESHOLD = 0.1
 #: An active dimension below this is "undecided" (``count_undecided``).
 DECIDED_THRESHOLD = 0.9
 #: :func:`closing_margin` at or above this many allowances: a clear gap below m_A. Removing a
-#: true factor of rendered blobs cost 3-17 allowances; Fashion-MNIST and the rendered count that
-#: came out one too high, 0.02-0.49 (docs/mask-dynamics.md, "How sharp the count is").
+#: true factor of rendered images cost 1.4-17 allowances; Fashion-MNIST and the rendered count that
+#: came out one too high, 0.01-0.49 (docs/mask-dynamics.md, "How sharp the count is").
 CLEAR_MARGIN = 1.0
 
 #: Known pictures, in the order the report shows them, with what each one shows.

@@ -69,6 +69,7 @@ class TrainConfig:
     # When the budget trips, first hold the mask still this many steps: closing a dimension the
     # data do not need costs reconstruction only until the networks adapt (a transient), closing a
     # needed one costs it for good. Closing resumes if the error is back within budget. 0: no hold.
+    # (The closing pressure's trips; elimination rounds hold eliminate_hold steps.)
     budget_hold: int = 500
     # How dimensions close: "pressure" (the closing pressure beta on every mu, the mask learned) or
     # "eliminate" (needs a loss budget): rounds that each ramp the k dims whose removal costs the
