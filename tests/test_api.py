@@ -7,6 +7,7 @@ import pytest
 
 import latentdim
 from latentdim.train import TrainConfig
+from elimhelpers import elim_config
 
 TINY = TrainConfig(max_steps=5, batch_size=16)
 
@@ -73,9 +74,7 @@ def test_out_must_be_a_folder(tmp_path):
 def test_estimate_reports_how_sharp_an_elimination_ended():
     from latentdim.report import closing_margin
 
-    config = TrainConfig(closing="eliminate", loss_budget=0.05, warmup_steps=300, probe_every=10, probe_window=3,
-                         probe_samples=128, eliminate_hold=40, eliminate_ramp=20, refine_steps=10, max_steps=2000,
-                         batch_size=32)
+    config = elim_config(warmup_steps=300)
     result = latentdim.estimate("synthetic:n=2,d=8,samples=256", capacity=4, width=16, baselines=False, config=config)
     last = result.closing_rounds[-1]
     assert not last["kept"] and last["k"] == 1 and last["allowance"] > 0

@@ -7,6 +7,7 @@ import torch
 from latentdim.data import make_synthetic
 from latentdim.models import ModelSpec, build_model
 from latentdim.train import LAMBDA3_CAP, MaskSchedule, TrainConfig, reference_r, train
+from elimhelpers import elim_config as _elim_config
 
 
 @pytest.mark.parametrize(("m", "r"), [(16, 75), (20, 75), (21, 2362), (32, 3600), (89, 10000), (128, 10000)])
@@ -254,13 +255,6 @@ def test_budget_is_never_below_the_probe_noise_of_warm_up():
 
 
 # --- closing="eliminate" (images by default): rounds of verified elimination -----------------------
-
-def _elim_config(**overrides):
-    values = dict(closing="eliminate", loss_budget=0.05, warmup_steps=60, probe_every=10, probe_window=3,
-                  probe_samples=128, eliminate_hold=40, eliminate_ramp=20, refine_steps=10, max_steps=2000,
-                  batch_size=32, history_every=10)
-    return TrainConfig(**{**values, **overrides})
-
 
 def _elim_data():
     x = make_synthetic(2, d=8, samples=256, seed=0)
