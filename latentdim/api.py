@@ -25,7 +25,7 @@ from latentdim.errors import LatentdimError, TrainingInterrupted
 from latentdim.fileio import atomic_write
 from latentdim.metrics import classical_estimates, frechet_distance_samples, nac, precision_recall
 from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, count_undecided, is_image_preset
-from latentdim.models.conv import IMAGE_PRESETS, conv_levels
+from latentdim.models.conv import IMAGE_PRESETS, check_image_shape, conv_levels
 from latentdim.models.mask import ACTIVE_THRESHOLD
 from latentdim.report import closing_margin
 from latentdim.train import IMAGE_LOSS_BUDGET, IMAGE_LR_MASK, NO_MASK_MAX_STEPS, VECTOR_LR_MASK, StepStats, TrainConfig, TrainOutcome, history_array, model_input, train
@@ -80,6 +80,8 @@ class EstimateResult:
     # images: how far over the loss budget the refused last removals went, in allowances of it
     # (>= 1: a clear gap below m_A; a fraction: nearby counts fit about as well); None otherwise
     closing_margin: float | None = None
+    # image folders: the first few skipped files, "relative/path: why" (skipped_files counts all)
+    skipped_examples: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (arrays excluded)."""
@@ -191,6 +193,9 @@ def _load(
 
         native = native_image_shape(source, key=key, channels=channels)
         name, shape = plan_images(preset, native, channels, image_size)
+        problem = check_image_shape(name, shape)
+        if problem is not None:  # before decoding every file, not after
+            raise LatentdimError(problem)
         data = load_images(source, key=key, channels=shape[0], size=shape[1], strict=strict, on_progress=on_load)
         return LoadedData(data.images, data.source, name, data.skipped, list(data.skipped_examples))
     if image_size is not None or channels is not None:
@@ -287,14 +292,31 @@ def fid_scores(model: MaskAAE, data: torch.Tensor, device: torch.device, weights
     return compute_fid(generated, real, weights=weights, device=device.type)
 
 
-def prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
-    """Creates the output folder up front so a bad path fails before training, not after, and
-    removes temporaries that a killed run left behind (``.NAME.*.tmp`` of our own files)."""
+def check_out(out: str | os.PathLike[str] | None) -> None:
+    """Checks up front, creating nothing, that the output folder exists or can be created, so a
+    bad path fails before the data are read, not after training."""
     if out is None:
-        return None
+        return
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise LatentdimError(f"--out {path} exists and is not a folder")
+    ancestor = path.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise LatentdimError(f"cannot create output folder {path}: {ancestor} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise LatentdimError(f"cannot create output folder {path}: {ancestor} is not writable")
+
+
+def prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
+    """Creates the output folder once the data have loaded and the model is built (so bad input
+    leaves no empty folder behind) and removes temporaries that a killed run left behind
+    (``.NAME.*.tmp`` of our own files)."""
+    if out is None:
+        return None
+    check_out(out)
+    path = Path(out)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -508,7 +530,7 @@ def estimate(
 
     fid_weights_path = find_weights(fid_weights)  # a bad explicit path fails now, not after training
     dev = resolve_device(device)
-    out_dir = prepare_out(out)
+    check_out(out)
     if export is not None:
         from latentdim.export import check_output_path
 
@@ -540,18 +562,19 @@ def estimate(
         config = replace(config, closing="eliminate" if data.images and config.loss_budget else "pressure")
     spec = ModelSpec(data.preset, tuple(data.array.shape[1:]), capacity, width, use_mask)
     if saved is not None:
-        _check_same_run(saved, spec, seed, data.source, Path(out_dir))
+        _check_same_run(saved, spec, seed, data.source, Path(out))
     torch.manual_seed(seed)
     model = build_model(spec).to(dev)  # before the baselines: a preset that does not fit fails at once
-    if out_dir is not None:
-        # an elimination round's checkpoint also holds the round's starting weights and optimisers
-        check_room(out_dir, checkpoint_bytes(model) * (2 if config.closing == "eliminate" else 1))
     # Issue 4: classical estimates on the raw samples in user units; before training, so degenerate
     # data fails in seconds rather than after the run.
     if saved is not None and baselines and saved.get("baselines") is not None:
         baseline_values = dict(saved["baselines"])
     else:
         baseline_values = classical_estimates(data.array.reshape(n_samples, -1), seed=seed) if baselines else None
+    out_dir = prepare_out(out)
+    if out_dir is not None:
+        # an elimination round's checkpoint also holds the round's starting weights and optimisers
+        check_room(out_dir, checkpoint_bytes(model) * (2 if config.closing == "eliminate" else 1))
     if data.images:
         standardiser = None
         x = torch.from_numpy(np.ascontiguousarray(data.array)).to(dev)  # uint8; batches become [0, 1] floats
@@ -646,6 +669,7 @@ def estimate(
         history_mask=mask_arr,
         closing_rounds=rounds,
         closing_margin=None if (margin := closing_margin(rounds)) is None else round(margin, 4),
+        skipped_examples=data.skipped_examples,
     )
     extra = {**extra, "step": outcome.steps, "finished": True, "result": result.to_dict()}
     if out_dir is not None:

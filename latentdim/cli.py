@@ -128,7 +128,7 @@ def main(
 
 
 def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
-    from latentdim.report import closing_margin_text, closing_rounds_text
+    from latentdim.report import closing_margin_text, closing_rounds_text, skipped_text
 
     table = Table(title="latentdim estimate", show_header=False, title_justify="left")
     table.add_column("field", style="bold")
@@ -154,8 +154,9 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
     table.add_row("model", f"{kind}, preset {result.preset}, schedule {result.schedule}")
     shape = "x".join(map(str, result.data_shape))
     table.add_row("source", f"{result.source} ({shape} per sample)")
-    if result.skipped_files:
-        table.add_row("skipped files", f"[yellow]{result.skipped_files} unreadable image files skipped[/] (--strict makes this an error)")
+    skipped = skipped_text(result.skipped_files, result.skipped_examples)
+    if skipped is not None:
+        table.add_row("skipped files", Text(skipped, style="yellow"))
     table.add_row("steps", f"{result.steps} ({result.stop_reason}) in {result.seconds:.1f} s on {result.device}")
     table.add_row("reconstruction error", f"{result.reconstruction_error:.4f}")
     table.add_row("Wasserstein estimate W", f"{result.wasserstein:.4f}")
@@ -263,7 +264,8 @@ def estimate(
         err_console.print(result_table(result))
         if result.files:
             names = ", ".join(Path(p).name for p in result.files.values())
-            err_console.print(f"wrote {escape(names)} to {escape(str(out))}", highlight=False, soft_wrap=True)
+            folder = Path(next(iter(result.files.values()))).parent  # --out, or the --resume folder
+            err_console.print(f"wrote {escape(names)} to {escape(str(folder))}", highlight=False, soft_wrap=True)
         if export is not None:
             err_console.print(f"wrote the generator (input z of size {result.m_active}) to {escape(str(export))}", highlight=False, soft_wrap=True)
 

@@ -168,6 +168,19 @@ def closing_margin_text(margin: Any) -> str | None:
             "counts a few dimensions either side fit the data about as well")
 
 
+def skipped_text(count: Any, examples: Any) -> str | None:
+    """The CLI's and the report's words for the unreadable image files a run skipped, naming the
+    first few; None when none were skipped."""
+    if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+        return None
+    text = f"{count} unreadable image files skipped (--strict makes this an error)"
+    named = [str(e) for e in examples] if isinstance(examples, (list, tuple)) else []
+    if named:
+        more = count - len(named)
+        text += ": " + "; ".join(named) + (f"; and {more} more" if more > 0 else "")
+    return text
+
+
 def _get(result: Mapping[str, Any], key: str) -> Any:
     return result.get(key) if isinstance(result, Mapping) else None
 
@@ -255,9 +268,9 @@ def _rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     shape = g("data_shape")
     shape_text = "x".join(_e(s) for s in shape) if isinstance(shape, (list, tuple)) else _e(shape)
     rows.append(("source", f'<span class="mono">{_e(g("source"))}</span> ({shape_text} per sample)'))
-    skipped = g("skipped_files")
-    if isinstance(skipped, (int, float)) and not isinstance(skipped, bool) and skipped > 0:
-        rows.append(("skipped files", f"{_e(skipped)} unreadable image files skipped (--strict makes this an error)"))
+    skipped = skipped_text(g("skipped_files"), g("skipped_examples"))
+    if skipped is not None:
+        rows.append(("skipped files", _e(skipped)))
     rows.append((
         "steps",
         f"{_e(g('steps'))} ({_e(g('stop_reason'))}) in {_num(g('seconds'), '.1f')} s on {_e(g('device'))}",

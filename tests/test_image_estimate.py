@@ -102,9 +102,11 @@ def test_cli_counts_skipped_files_and_strict_refuses_them(tmp_path):
     args = ["estimate", tmp_path / "imgs", "-m", "3", "--width", "8", "--max-steps", "3", "--batch-size", "8", "--no-baselines"]
     result = run(*args, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["skipped_files"] == 1
+    out = json.loads(result.stdout)
+    assert out["skipped_files"] == 1
+    assert len(out["skipped_examples"]) == 1 and out["skipped_examples"][0].startswith("broken.png: ")
     table = run(*args)
-    assert "1 unreadable image files skipped" in table.stderr
+    assert "1 unreadable image files skipped" in table.stderr and "broken.png" in table.stderr
     line = one_error_line(run(*args, "--strict"))
     assert "broken.png" in line
 
@@ -140,8 +142,19 @@ def test_cli_bad_image_input_is_one_line(tmp_path, setup, message):
         source = tmp_path / "bad.h5"
         with h5py.File(source, "w") as f:
             f["x"] = np.zeros((4, 2, 8, 8, 3), dtype=np.uint8)
-    line = one_error_line(run("estimate", source, "--no-baselines"))
+    line = one_error_line(run("estimate", source, "--no-baselines", "--out", tmp_path / "run"))
     assert message in line
+    assert not (tmp_path / "run").exists()  # bad input leaves no empty output folder behind
+
+
+def test_a_size_the_preset_cannot_take_fails_before_decoding(tmp_path):
+    make_folder(tmp_path / "imgs", n=16)
+    decoded = []
+    for preset, size, message in [("mnist", 32, "needs 28x28 images"), ("conv", 600, "between 8 and 512")]:
+        with pytest.raises(LatentdimError, match=message):
+            latentdim.estimate(tmp_path / "imgs", 3, preset=preset, image_size=size, out=tmp_path / "run",
+                               on_load=lambda done, total: decoded.append(done), **TINY)
+    assert decoded == [] and not (tmp_path / "run").exists()
 
 
 def test_cli_image_options_on_vectors_are_refused(tmp_path):

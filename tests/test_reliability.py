@@ -104,6 +104,13 @@ def test_sigkill_resumes_from_the_last_complete_checkpoint(tmp_path, reference, 
     assert resume(out)["mask"] == reference["mask"]
 
 
+def test_resume_without_out_names_the_run_folder(tmp_path):
+    out = killed_run(tmp_path, 100)
+    result = run("estimate", *[a for a in ARGS if a != "--json"], "--resume", out)
+    assert result.exit_code == 0, result.output
+    assert f"to {out}" in result.stderr.replace("\n", "")
+
+
 def test_kill_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, reference):
     # The 3rd checkpoint write dies half-way (SIGKILL from inside torch.save): the file on disk
     # must still be the 2nd checkpoint, the temporary is cleaned up, and the run resumes.

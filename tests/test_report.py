@@ -288,3 +288,12 @@ def test_report_shows_the_gap_below_m_a():
     assert "gap below m_A clear: one dimension fewer went 4.2 allowances" in text_of(
         render_report(fake_result(closing_margin=4.2), {}))
     assert "gap below m_A" not in text_of(render_report(fake_result(), {}))
+
+
+def test_report_names_the_skipped_files():
+    text = text_of(render_report(fake_result(skipped_files=7, skipped_examples=["a/x.png: truncated", "y.jpg: <bad>"]), {}))
+    assert ("skipped files 7 unreadable image files skipped (--strict makes this an error): "
+            "a/x.png: truncated; y.jpg: <bad>; and 5 more") in text
+    text = text_of(render_report(fake_result(skipped_files=1, skipped_examples=["x.png: truncated"]), {}))
+    assert "skipped (--strict makes this an error): x.png: truncated" in text and "truncated; and" not in text
+    assert "skipped files" not in text_of(render_report(fake_result(skipped_files=0), {}))
