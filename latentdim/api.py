@@ -196,7 +196,14 @@ def _load(
         problem = check_image_shape(name, shape)
         if problem is not None:  # before decoding every file, not after
             raise LatentdimError(problem)
-        data = load_images(source, key=key, channels=shape[0], size=shape[1], strict=strict, on_progress=on_load)
+        # colour by the file headers: let the loader find gray pictures saved as RGB
+        from_data = channels is None and preset in ("auto", "conv") and shape[0] == 3
+        data = load_images(
+            source, key=key, channels=None if from_data else shape[0], size=shape[1], strict=strict, on_progress=on_load
+        )
+        if data.images.shape[1] != shape[0]:  # every pixel was gray: plan for one channel
+            name, shape = plan_images(preset, (1, *native[1:]), 1, image_size)
+            assert data.images.shape[1:] == shape  # the size does not depend on the channels
         return LoadedData(data.images, data.source, name, data.skipped, list(data.skipped_examples))
     if image_size is not None or channels is not None:
         raise LatentdimError("--image-size and --channels apply to images (a folder or an HDF5 image array), not vectors")

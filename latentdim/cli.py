@@ -182,7 +182,7 @@ def estimate(
     capacity: Annotated[int, typer.Option("--capacity", "-m", help="Latent size m to start from; pick it well above the dimension you expect.")] = 64,
     key: Annotated[Optional[str], typer.Option(help="Dataset inside the HDF5 file (optional when it holds exactly one).")] = None,
     preset: Annotated[Preset, typer.Option(help="Architecture (SPEC §5). auto: vectors -> mlp, 28x28 gray -> mnist, 32x32 colour -> cifar, 64x64 colour -> celeba, other images -> conv (scales with --image-size).")] = Preset.auto,
-    channels: Annotated[Optional[int], typer.Option(help="Images: 1 (grayscale) or 3 (colour). [default: from the data, or the preset's]")] = None,
+    channels: Annotated[Optional[int], typer.Option(help="Images: 1 (grayscale) or 3 (colour). [default: from the data (gray when every pixel has R = G = B), or the preset's]")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Images: resize the shorter side and centre-crop to this square size. [default: the preset's resolution]")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Images: stop at an unreadable file instead of skipping it (skipped files are counted in the summary).")] = False,
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the WAE-GP baseline: the same model with the mask fixed at one.")] = False,

@@ -54,6 +54,16 @@ def test_named_preset_converts_to_its_own_shape():
         plan_images("mlp", (1, 28, 28), None, None)
 
 
+def test_gray_pictures_saved_as_rgb_get_the_gray_preset(tmp_path):
+    make_folder(tmp_path / "imgs", n=16)
+    for path in (tmp_path / "imgs").iterdir():
+        Image.open(path).convert("RGB").save(path)
+    result = latentdim.estimate(tmp_path / "imgs", capacity=3, **TINY)
+    assert (result.preset, result.data_shape) == ("mnist", [1, 28, 28])
+    forced = latentdim.estimate(tmp_path / "imgs", capacity=3, channels=3, **TINY)
+    assert (forced.preset, forced.data_shape) == ("conv", [3, 28, 28])
+
+
 def test_folder_run_writes_pictures(tmp_path):
     make_folder(tmp_path / "imgs", n=24, size=(20, 20), mode="RGB")
     out = tmp_path / "run"

@@ -231,6 +231,25 @@ def test_channels_decided_from_the_data_and_forced(tmp_path):
     assert colour.images.shape == (3, 3, 8, 8)
 
 
+def test_gray_pictures_saved_as_rgb_are_gray(tmp_path):
+    # RGB and JPEG files whose every pixel has R = G = B: the data is gray, byte for byte what
+    # channels=1 gives; one file with a colour pixel makes the whole folder colour.
+    pixels = _pattern(10, 12)[..., 0]
+    _save(Image.fromarray(np.stack([pixels] * 3, axis=-1), "RGB"), tmp_path / "d" / "a.png")
+    _save(Image.fromarray(pixels[::-1], "L").convert("RGB"), tmp_path / "d" / "b.jpg", quality=90)
+    assert native_image_shape(tmp_path / "d") == (3, 10, 12)  # the headers say colour
+    data = load_images(tmp_path / "d")
+    assert data.images.shape == (2, 1, 10, 10) and data.native_shape == (1, 10, 12)
+    assert_array_equal(data.images, load_images(tmp_path / "d", channels=1).images)
+    assert load_images(tmp_path / "d", channels=3).images.shape == (2, 3, 10, 10)
+
+    tinted = np.stack([pixels] * 3, axis=-1)
+    tinted[5, 5, 2] ^= 1  # one pixel one level off gray
+    _save(Image.fromarray(tinted, "RGB"), tmp_path / "d" / "c.png")
+    colour = load_images(tmp_path / "d")
+    assert colour.images.shape == (3, 3, 10, 10) and colour.native_shape == (3, 10, 12)
+
+
 def test_order_is_sorted_relative_posix_path(tmp_path):
     # Expected order: a/10.png, a/2.png, b/1.png, c.png (plain string order of the paths).
     names = {"b/1.png": 2, "c.png": 3, "a/2.png": 1, "a/10.png": 0}

@@ -14,8 +14,10 @@ first pass reads only the file headers (size and mode); a second decodes each im
 * Channels: with ``channels=None`` the data is colour (C = 3) when any image is colour (modes
   RGB, RGBA, CMYK, YCbCr, ..., or a palette image whose palette holds a non-gray entry), else
   gray (C = 1). The decision reads headers only, so a file whose header reads but whose pixels
-  do not still counts. Gray images forced to 3 channels repeat their value; colour images
-  forced to 1 channel use Pillow's ``"L"`` conversion (ITU-R 601-2 luma).
+  do not still counts; then, if every decoded image has R = G = B at every pixel (gray pictures
+  saved as RGB, as many exports are), the data is gray after all and C = 1 (the same bytes as
+  ``channels=1``). Gray images forced to 3 channels repeat their value; colour images forced to
+  1 channel use Pillow's ``"L"`` conversion (ITU-R 601-2 luma).
 * Modes: palette images become RGBA first; any alpha (and PNG single-colour transparency) is
   composited over white; ``"1"`` (bilevel) becomes 0/255; 16-bit gray (``"I;16"`` and
   variants, and 32-bit ``"I"``, which older Pillows use for 16-bit PNGs) is divided by 257,
@@ -547,6 +549,8 @@ def _load_folder(
         target = int(target)
         total = len(scan.readable)
         out = _allocate((total, out_channels, target, target))
+        # colour by the headers; the pixels may still all be gray (R = G = B), checked as decoded
+        all_gray = channels is None and out_channels == 3
         progress = _Progress(on_progress, total)
         filled = 0
         skipped = scan.skipped
@@ -564,12 +568,17 @@ def _load_folder(
                 if len(late) < MAX_SKIPPED_EXAMPLES:
                     late.append((index, f"{relative}: {_reason(err)}"))
             else:
+                if all_gray:
+                    rgb = out[filled]
+                    all_gray = bool(np.array_equal(rgb[0], rgb[1]) and np.array_equal(rgb[1], rgb[2]))
                 filled += 1
             progress.update(done)
     examples = sorted(examples + late)[:MAX_SKIPPED_EXAMPLES]
     if filled == 0:
         raise _none_readable(scan, examples)
     images = out if filled == total else out[:filled]
+    if all_gray:
+        images, out_channels = images[:, :1], 1
     return ImageData(
         images=images,
         source=folder,
@@ -824,8 +833,8 @@ def load_images(
         source: A folder path or an HDF5 file path.
         key: Dataset inside the HDF5 file; needed only when it holds more than one. Not allowed
             for folders.
-        channels: None to decide from the data (folders: 3 if any image is colour; HDF5: the
-            stored channels), or 1 or 3 to force.
+        channels: None to decide from the data (folders: 3 if any image is colour, unless
+            every decoded pixel has R = G = B; HDF5: the stored channels), or 1 or 3 to force.
         size: None to keep the native size (its shorter side, for non-square images; for
             folders of mixed sizes, the most common size's shorter side), or the side S >= 8
             that every image is scaled and centre-cropped to.
