@@ -189,18 +189,17 @@ def _load(
     if channels is not None and channels not in (1, 3):
         raise LatentdimError(f"--channels must be 1 or 3, got {channels!r}")
     if _is_image_source(source, key):
-        from latentdim.data.images import load_images, native_image_shape
+        from latentdim.data.images import inspect_images, load_images
 
-        native = native_image_shape(source, key=key, channels=channels)
+        found = inspect_images(source, key=key, channels=channels)  # a folder's headers, read once
+        native = found.native_shape
         name, shape = plan_images(preset, native, channels, image_size)
         problem = check_image_shape(name, shape)
         if problem is not None:  # before decoding every file, not after
             raise LatentdimError(problem)
         # colour by the file headers: let the loader find gray pictures saved as RGB
         from_data = channels is None and preset in ("auto", "conv") and shape[0] == 3
-        data = load_images(
-            source, key=key, channels=None if from_data else shape[0], size=shape[1], strict=strict, on_progress=on_load
-        )
+        data = load_images(found, channels=None if from_data else shape[0], size=shape[1], strict=strict, on_progress=on_load)
         if data.images.shape[1] != shape[0]:  # every pixel was gray: plan for one channel
             name, shape = plan_images(preset, (1, *native[1:]), 1, image_size)
             assert data.images.shape[1:] == shape  # the size does not depend on the channels

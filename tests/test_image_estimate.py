@@ -64,6 +64,21 @@ def test_gray_pictures_saved_as_rgb_get_the_gray_preset(tmp_path):
     assert (forced.preset, forced.data_shape) == ("conv", [3, 28, 28])
 
 
+def test_a_folder_headers_are_read_once(tmp_path, monkeypatch):
+    from latentdim.data import images
+
+    make_folder(tmp_path / "imgs", n=16)
+    (tmp_path / "imgs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    scans = []
+    real = images._scan_folder
+    monkeypatch.setattr(images, "_scan_folder", lambda folder: scans.append(folder) or real(folder))
+    assert latentdim.estimate(tmp_path / "imgs", capacity=3, **TINY).skipped_files == 1
+    assert len(scans) == 1
+    with pytest.raises(LatentdimError, match="broken.png"):
+        latentdim.estimate(tmp_path / "imgs", capacity=3, strict=True, **TINY)
+    assert len(scans) == 2
+
+
 def test_folder_run_writes_pictures(tmp_path):
     make_folder(tmp_path / "imgs", n=24, size=(20, 20), mode="RGB")
     out = tmp_path / "run"

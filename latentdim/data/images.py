@@ -481,6 +481,7 @@ class _Scan:
     colour: bool  # whether any readable file is colour
     skipped: int
     examples: list[tuple[int, str]]  # (index, "rel: reason") of the first skipped files
+    first_error: LatentdimError | None = None  # what --strict raises: the first unreadable file
 
     def common_size(self) -> tuple[int, int]:
         """(width, height) met most often; ties go to the size met first."""
@@ -488,6 +489,7 @@ class _Scan:
 
 
 def _strict_error(path: str, err: BaseException) -> LatentdimError:
+    """The one line ``strict`` raises for an unreadable file."""
     return LatentdimError(
         f"cannot read image {path}: {_reason(err)}; remove the file or drop --strict"
     )
@@ -501,8 +503,9 @@ def _none_readable(scan: _Scan, examples: list[tuple[int, str]]) -> LatentdimErr
     )
 
 
-def _scan_folder(folder: str, strict: bool) -> _Scan:
-    """Lists the image files and reads their headers (size and mode), decoding no pixels."""
+def _scan_folder(folder: str) -> _Scan:
+    """Lists the image files and reads their headers (size and mode), decoding no pixels.
+    Unreadable files are counted (the first one's error kept for ``strict``)."""
     files, total = _list_image_files(folder)
     if total == 0:
         raise LatentdimError(f"folder {folder} holds no files")
@@ -518,8 +521,8 @@ def _scan_folder(folder: str, strict: bool) -> _Scan:
                 size = image.size
                 colour = _is_colour(image)
         except _UNREADABLE as err:
-            if strict:
-                raise _strict_error(path, err) from err
+            if scan.first_error is None:
+                scan.first_error = _strict_error(path, err)
             scan.skipped += 1
             if len(scan.examples) < MAX_SKIPPED_EXAMPLES:
                 scan.examples.append((index, f"{relative}: {_reason(err)}"))
@@ -538,9 +541,13 @@ def _load_folder(
     size: int | None,
     strict: bool,
     on_progress: ProgressCallback | None,
+    scan: _Scan | None = None,
 ) -> ImageData:
     with _truncated_images_are_errors():
-        scan = _scan_folder(folder, strict)
+        if scan is None:
+            scan = _scan_folder(folder)
+        if strict and scan.first_error is not None:
+            raise scan.first_error
         out_channels = channels if channels is not None else (3 if scan.colour else 1)
         width, height = scan.common_size()
         target = size if size is not None else min(width, height)
@@ -779,10 +786,28 @@ def is_image_hdf5(path: str | os.PathLike[str], key: str | None = None) -> bool:
     raise _rank_error(what, shape)
 
 
+@dataclass(frozen=True)
+class ImageSource:
+    """A folder or HDF5 image array whose shape is known (:func:`inspect_images`); pass it to
+    :func:`load_images` so a folder's headers are read once, not twice."""
+
+    path: str
+    key: str | None
+    native_shape: tuple[int, int, int]  # (C, H, W), as native_image_shape
+    scan: _Scan | None = field(default=None, repr=False)  # folders: what the header pass found
+
+
 def native_image_shape(
     source: str | os.PathLike[str], key: str | None = None, channels: int | None = None
 ) -> tuple[int, int, int]:
-    """The (C, H, W) of image data, without decoding every pixel.
+    """The (C, H, W) of image data, without decoding every pixel: see :func:`inspect_images`."""
+    return inspect_images(source, key, channels).native_shape
+
+
+def inspect_images(
+    source: str | os.PathLike[str], key: str | None = None, channels: int | None = None
+) -> ImageSource:
+    """The (C, H, W) of image data, without decoding every pixel, as an :class:`ImageSource`.
 
     For folders it comes from the file headers (Pillow's lazy open: size and mode): C is 3 when
     any image is colour, else 1, and (H, W) is the most common size; unreadable files are left
@@ -794,7 +819,7 @@ def native_image_shape(
         channels: 1 or 3 to force C; None to decide from the data.
 
     Returns:
-        ``(C, H, W)`` with C in (1, 3).
+        An :class:`ImageSource` whose ``native_shape`` is ``(C, H, W)`` with C in (1, 3).
 
     Raises:
         LatentdimError: If the source does not exist, a folder is empty or holds no readable
@@ -808,17 +833,17 @@ def native_image_shape(
         if key is not None:
             raise LatentdimError("--key applies to HDF5 files only, not to image folders")
         with _truncated_images_are_errors():
-            scan = _scan_folder(path, strict=False)
+            scan = _scan_folder(path)
         width, height = scan.common_size()
         decided = 3 if scan.colour else 1
-        return (channels if channels is not None else decided, height, width)
+        return ImageSource(path, None, (channels if channels is not None else decided, height, width), scan)
     with open_dataset(path, key) as (dataset, what):
         layout = _image_layout(dataset, what)
-    return (channels if channels is not None else layout.channels, layout.height, layout.width)
+    return ImageSource(path, key, (channels if channels is not None else layout.channels, layout.height, layout.width))
 
 
 def load_images(
-    source: str | os.PathLike[str],
+    source: str | os.PathLike[str] | ImageSource,
     key: str | None = None,
     channels: int | None = None,
     size: int | None = None,
@@ -830,9 +855,10 @@ def load_images(
     See the module docstring for the exact conversion rules.
 
     Args:
-        source: A folder path or an HDF5 file path.
+        source: A folder path or an HDF5 file path, or an :class:`ImageSource` from
+            :func:`inspect_images` (a folder's headers are then not read again).
         key: Dataset inside the HDF5 file; needed only when it holds more than one. Not allowed
-            for folders.
+            for folders, nor with an :class:`ImageSource` (it holds its key).
         channels: None to decide from the data (folders: 3 if any image is colour, unless
             every decoded pixel has R = G = B; HDF5: the stored channels), or 1 or 3 to force.
         size: None to keep the native size (its shorter side, for non-square images; for
@@ -855,6 +881,12 @@ def load_images(
     """
     _check_channels(channels)
     _check_size(size)
+    if isinstance(source, ImageSource):
+        if key is not None:
+            raise ValueError("an ImageSource holds its key; pass key=None")
+        if source.scan is not None:
+            return _load_folder(source.path, channels, size, strict, on_progress, source.scan)
+        return _load_hdf5_images(source.path, source.key, channels, size, on_progress)
     kind, path = _resolve(source)
     if kind == "folder":
         if key is not None:
