@@ -584,8 +584,11 @@ def _load_folder(
     if filled == 0:
         raise _none_readable(scan, examples)
     images = out if filled == total else out[:filled]
-    if all_gray:
-        images, out_channels = images[:, :1], 1
+    if all_gray:  # a compact copy of the first channel (on disk again when large), in chunks
+        gray = _allocate((len(images), 1, target, target))
+        for start in range(0, len(images), CHUNK_ROWS):
+            gray[start : start + CHUNK_ROWS] = images[start : start + CHUNK_ROWS, :1]
+        images, out_channels = gray, 1
     return ImageData(
         images=images,
         source=folder,
