@@ -186,7 +186,7 @@ def estimate(
     image_size: Annotated[Optional[int], typer.Option(help="Images: resize the shorter side and centre-crop to this square size. [default: the preset's resolution]")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Images: stop at an unreadable file instead of skipping it (skipped files are counted in the summary).")] = False,
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the WAE-GP baseline: the same model with the mask fixed at one.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed for initialisation and training; the same seed repeats a CPU run exactly.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and training; the same seed repeats a CPU run exactly on the same kind of CPU.")] = 0,
     device: Annotated[Device, typer.Option(help="auto uses a CUDA GPU when there is one.")] = Device.auto,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. [default: 50000; 10000 with --no-mask; 500000 with --schedule reference]")] = None,
     schedule: Annotated[Schedule, typer.Option(help="latentdim: dims close under a pressure (vectors) or in rounds checked against --loss-budget (images), fast. reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
