@@ -90,9 +90,9 @@ def test_folder_run_writes_pictures(tmp_path):
         assert grid.format == "PNG" and grid.mode == "RGB" and grid.size == (5 * 20 + 6 * 2,) * 2
     with Image.open(out / "reconstructions.png") as pairs:  # 24 pairs, 10 a row: 3 rows of real over 3 of recon
         assert pairs.size == (10 * 20 + 11 * 2, 6 * 20 + 7 * 2)
-    for name in ("mask_history.png", "covariance.png"):
-        with Image.open(out / name) as picture:
-            assert picture.format == "PNG" and min(picture.size) > 100
+    for name, inches in (("mask_history.png", (6.0, 4.0)), ("covariance.png", (5.6, 4.6))):
+        with Image.open(out / name) as picture:  # the figure's size in inches at 110 dpi
+            assert picture.format == "PNG" and picture.size == tuple(round(110 * v) for v in inches)
     saved = json.loads((out / "result.json").read_text())
     assert saved["files"]["samples"] == str(out / "samples.png")
     assert saved["skipped_files"] == 0
