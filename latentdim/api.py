@@ -349,6 +349,19 @@ def _check_same_run(saved: dict[str, Any], spec: ModelSpec, seed: int, source: s
             )
 
 
+def check_fits_device(nbytes: int, dev: torch.device, source: str) -> None:
+    """Training keeps the whole data set on the device: on a GPU with less free memory than the
+    data, say so in one line instead of a CUDA out-of-memory traceback."""
+    if dev.type != "cuda":
+        return
+    free, _ = torch.cuda.mem_get_info(dev)
+    if nbytes > free:
+        raise LatentdimError(
+            f"{source} takes {nbytes / 2**30:.1f} GiB on the device, more than the GPU's "
+            f"{free / 2**30:.1f} GiB free; use --device cpu, a smaller --image-size, or fewer samples"
+        )
+
+
 def check_room(out: Path, needed: int) -> None:
     """Preflight: the output folder has room for a checkpoint being replaced (old + new)."""
     import shutil
@@ -548,6 +561,7 @@ def estimate(
             f"{data.source} has {n_samples} samples, fewer than one batch of {config.batch_size}; "
             "add data or lower --batch-size"
         )
+    check_fits_device(data.array.nbytes if data.images else data.array.size * 4, dev, data.source)
     if config.reconstruction is None:  # SPEC §3: BCE with a sigmoid decoder for images, MSE for vectors
         config = replace(config, reconstruction="bce" if data.images else "mse")
     # Natural images have no gap between needed and spurious dimensions: closing starts once the

@@ -285,3 +285,16 @@ def test_cli_table_shows_the_closing_rounds_and_the_gap(tmp_path):
     text = shown(replace(result, closing_rounds=rounds, closing_margin=0.4))
     assert "closing rounds" in text and "1 (1 undone: over the loss budget)" in text
     assert "soft: one dimension fewer went only 0.40 of an allowance" in text
+
+
+def test_data_larger_than_the_free_gpu_memory_is_one_line(tmp_path, monkeypatch):
+    import torch
+
+    from latentdim import api
+
+    make_folder(tmp_path / "imgs", n=16)  # 16 x 28 x 28 bytes = 12,544
+    monkeypatch.setattr(api, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (12_543, 10**9))
+    with pytest.raises(LatentdimError, match="more than the GPU's 0.0 GiB free; use --device cpu"):
+        latentdim.estimate(tmp_path / "imgs", capacity=3, out=tmp_path / "run", **TINY)
+    assert not (tmp_path / "run").exists()
