@@ -561,7 +561,7 @@ def estimate(
             f"{data.source} has {n_samples} samples, fewer than one batch of {config.batch_size}; "
             "add data or lower --batch-size"
         )
-    check_fits_device(data.array.nbytes if data.images else data.array.size * 4, dev, data.source)
+    check_fits_device(data.array.nbytes, dev, data.source)  # uint8 images or float32 vectors, as trained
     if config.reconstruction is None:  # SPEC §3: BCE with a sigmoid decoder for images, MSE for vectors
         config = replace(config, reconstruction="bce" if data.images else "mse")
     # Natural images have no gap between needed and spurious dimensions: closing starts once the
