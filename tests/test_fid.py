@@ -179,9 +179,9 @@ def _assert_matches_closed_form(fid: float, a: np.ndarray, b: np.ndarray) -> Non
     mu2, s2 = gaussian_stats(b)
     ref = frechet_distance(mu1, s1, mu2, s2)
     assert ref > 0 and fid > 0
-    # torch-fidelity takes tr sqrt(S1 S2) from eigvals, ours from scipy's sqrtm: they agree up to
-    # the rounding of the null-space eigenvalues described above: ~2e-7 relative here; allowed
-    # 1e-6 of (FID + both traces).
+    # torch-fidelity takes tr sqrt(S1 S2) from numpy's eigvals of the product, ours from eigh of
+    # S1^1/2 S2 S1^1/2: they agree up to the rounding of the null-space eigenvalues described
+    # above: ~2e-7 relative here; allowed 1e-6 of (FID + both traces).
     assert abs(fid - ref) <= 1e-6 * (abs(ref) + np.trace(s1) + np.trace(s2))
 
 
@@ -192,8 +192,8 @@ def test_fid_of_different_sets_equals_frechet_closed_form_on_the_features(runs):
     The 2N = 12 feature vectors span at most 11 dimensions of the 2048, and the Frechet distance
     is invariant under translation and orthogonal maps (mu -> Q^T mu, S -> Q^T S Q), so
     coordinates in an orthonormal basis Q of the span of the pooled, centred features give
-    exactly the 2048-d value, and scipy's sqrtm runs on 12 x 12 instead of 2048 x 2048 (~40 s on
-    one thread; that literal version is the next test).
+    exactly the 2048-d value, and the eigendecompositions run on 12 x 12 instead of 2048 x 2048
+    (that literal version is the next test).
     """
     r = runs["gray_run"]
     assert r.reason is None and r.samples == N  # the real set's extra image is dropped
@@ -206,7 +206,7 @@ def test_fid_of_different_sets_equals_frechet_closed_form_on_the_features(runs):
 
 @pytest.mark.slow
 def test_fid_equals_frechet_closed_form_in_all_2048_dimensions(runs):
-    """The same identity without the projection: scipy sqrtm of the 2048 x 2048 product (~40 s)."""
+    """The same identity without the projection: the Frechet distance in all 2048 dimensions."""
     f_gen, f_real = _gray_run_features(runs)
     _assert_matches_closed_form(runs["gray_run"].fid, f_gen, f_real)
 

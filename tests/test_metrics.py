@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
+import scipy.linalg
 
 from latentdim.errors import LatentdimError
 from latentdim.metrics import (
@@ -16,22 +15,19 @@ from latentdim.metrics import (
     normalised_abs_covariance,
 )
 
-frechet_module = importlib.import_module("latentdim.metrics.frechet")
-
-
 def _random_spd(rng: np.random.Generator, d: int) -> np.ndarray:
     a = rng.normal(size=(d, d))
     return a @ a.T + 0.1 * np.eye(d)
 
 
 def _reference_frechet(mu1, sigma1, mu2, sigma2) -> float:
-    """Independent of scipy.sqrtm: Tr sqrtm(S1 S2) = sum sqrt(eig(S1^1/2 S2 S1^1/2)), via eigh."""
-    w, v = np.linalg.eigh(sigma1)
-    root1 = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
-    lam = np.linalg.eigvalsh(root1 @ sigma2 @ root1)
+    """pytorch-fid's calculate_frechet_distance: scipy's sqrtm of the product (a Schur method,
+    independent of the eigendecompositions latentdim uses), imaginary rounding dropped."""
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    if np.iscomplexobj(covmean):
+        covmean = covmean.real
     diff = mu1 - mu2
-    tr_covmean = np.sqrt(np.clip(lam, 0.0, None)).sum()
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
 # --- Frechet distance ------------------------------------------------------------------------
@@ -81,28 +77,31 @@ def test_rank_deficient_covariances_are_finite():
     assert value == pytest.approx(_reference_frechet(*gaussian_stats(x), *gaussian_stats(y)), rel=1e-5)
 
 
-def test_non_finite_sqrtm_falls_back_to_eps_offset(monkeypatch):
-    real_sqrtm = frechet_module.linalg.sqrtm
-    calls = []
-
-    def flaky_sqrtm(m):
-        calls.append(m)
-        return np.full_like(m, np.nan) if len(calls) == 1 else real_sqrtm(m)
-
-    monkeypatch.setattr(frechet_module.linalg, "sqrtm", flaky_sqrtm)
-    a, b, eps = np.array([1.0, 2.0]), np.array([3.0, 0.5]), 1e-2
-    mu = np.zeros(2)
-    # Trace terms keep the original covariances; only the product is regularised.
-    expected = float(np.sum(a + b - 2.0 * np.sqrt((a + eps) * (b + eps))))
-    assert frechet_distance(mu, np.diag(a), mu, np.diag(b), eps=eps) == pytest.approx(expected, rel=1e-9)
-    assert len(calls) == 2
+def test_matches_sqrtm_reference_on_rank_deficient_sample_covariances():
+    # Pixel-like data: 30 samples of 50 values, so both covariances have rank 29 and the product
+    # is singular (the case that made scipy's sqrtm fall back to an eps offset before).
+    rng = np.random.default_rng(4)
+    x, y = rng.random((30, 50)), rng.random((30, 50)) ** 2
+    expected = _reference_frechet(*gaussian_stats(x), *gaussian_stats(y))
+    assert frechet_distance_samples(x, y) == pytest.approx(expected, rel=1e-6)
 
 
-def test_large_imaginary_component_raises():
-    # sigma2 = -I is not PSD: sqrtm(-I) = i I.
-    mu = np.zeros(2)
-    with pytest.raises(ValueError, match="imaginary"):
-        frechet_distance(mu, np.eye(2), mu, -np.eye(2))
+@pytest.mark.parametrize("which", [0, 1])
+def test_covariance_that_is_not_psd_raises(which):
+    mu, good, bad = np.zeros(2), np.eye(2), np.diag([1.0, -1.0])
+    sigmas = (bad, good) if which == 0 else (good, bad)
+    with pytest.raises(ValueError, match=f"sigma{which + 1} is not positive semi-definite"):
+        frechet_distance(mu, sigmas[0], mu, sigmas[1])
+
+
+def test_rounding_below_zero_is_not_an_error():
+    # 5 samples of 40 values: a rank-4 covariance whose zero eigenvalues come out of eigh as
+    # about -3e-16. The distance of the set to itself is 0 up to the square roots of the null
+    # space's rounding (36 of about 1e-16, 1e-8 each).
+    x = np.random.default_rng(0).random((5, 40))
+    mu, sigma = gaussian_stats(x)
+    assert np.linalg.eigvalsh(sigma).min() < 0.0
+    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_mismatched_dimensions_raise():

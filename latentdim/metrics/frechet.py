@@ -1,15 +1,15 @@
 """Frechet distance between two Gaussians, and between the Gaussian fits of two sample sets.
 
 SPEC §7 uses it twice: on Inception features for FID (images), and directly in data space for
-vector data. The formula follows mseitzer/pytorch-fid ``calculate_frechet_distance``:
+vector data. The formula is mseitzer/pytorch-fid's ``calculate_frechet_distance``:
 
-    d^2 = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2)).
+    d^2 = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2)),
+
+with the trace of the matrix square root taken from symmetric eigendecompositions instead of
+``scipy.linalg.sqrtm`` (the same value within rounding; see :func:`_trace_sqrt_product`).
 """
 
 from __future__ import annotations
-
-import math
-import warnings
 
 import numpy as np
 from scipy import linalg
@@ -17,19 +17,12 @@ from scipy import linalg
 from latentdim.errors import LatentdimError
 from latentdim.metrics._validate import finite_rows
 
-# pytorch-fid's tolerance: imaginary parts of sqrtm's diagonal below this are rounding noise.
-IMAG_ATOL = 1e-3
-# frechet_distance_samples rescales sample sets whose largest standard deviation exceeds this.
-_LARGE_SPREAD = 1.0
+# Eigenvalues below -PSD_RTOL times the largest one are not rounding: the matrix is not PSD.
+# (Rounding in a float64 eigendecomposition is about d * 2e-16 relative: 1e-12 at d = 4,096.)
+PSD_RTOL = 1e-6
 
 
-def frechet_distance(
-    mu1: np.ndarray,
-    sigma1: np.ndarray,
-    mu2: np.ndarray,
-    sigma2: np.ndarray,
-    eps: float = 1e-6,
-) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """Squared Frechet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2).
 
     Args:
@@ -37,18 +30,16 @@ def frechet_distance(
         sigma1: covariance of the first Gaussian, shape (d, d), symmetric positive semi-definite.
         mu2: mean of the second Gaussian, shape (d,).
         sigma2: covariance of the second Gaussian, shape (d, d).
-        eps: diagonal offset added to both covariances when the product is too close to singular
-            for ``sqrtm`` to return a finite result.
 
     Returns:
         ``||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 sqrtm(sigma1 sigma2))`` as a Python float.
 
     Raises:
         LatentdimError: if the shapes disagree or an input holds NaN or inf.
-        ValueError: if ``sqrtm`` has a large imaginary component (a covariance is not positive
-            semi-definite), or stays non-finite after the eps offset.
+        ValueError: if a covariance is not positive semi-definite (an eigenvalue below zero by
+            more than rounding), so the distance is meaningless.
     """
-    # Everything in float64: sqrtm of a float32 product loses several digits on 2048-d features.
+    # Everything in float64: the product of two float32 covariances loses several digits at 2048-d.
     mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
     mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
     sigma1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
@@ -66,36 +57,40 @@ def frechet_distance(
             raise LatentdimError(f"{name} contains NaN or inf; check the samples it was computed from")
 
     diff = mu1 - mu2
-
-    covmean = _sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        # Product might be almost singular (e.g. fewer samples than dimensions): regularise both
-        # covariances by eps * I, as pytorch-fid does. The trace terms below keep the originals.
-        offset = np.eye(d) * eps
-        covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
-        if not np.isfinite(covmean).all():
-            raise ValueError(f"sqrtm(sigma1 @ sigma2) is not finite even after adding {eps} * I")
-
-    # sqrtm may return a complex array with tiny imaginary parts from rounding; drop them, but a
-    # large one means a covariance was not positive semi-definite and the distance is meaningless.
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0.0, atol=IMAG_ATOL):
-            m = np.max(np.abs(covmean.imag))
-            raise ValueError(f"imaginary component {m} in sqrtm(sigma1 @ sigma2); are both covariances PSD?")
-        covmean = covmean.real
-
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    tr_covmean = _trace_sqrt_product(sigma1, sigma2)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
 
 
-def _sqrtm(a: np.ndarray) -> np.ndarray:
-    """scipy's matrix square root, without its singular-matrix warning.
+def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr sqrtm(sigma1 sigma2) for symmetric positive semi-definite sigma1, sigma2.
 
-    A singular product is expected for rank-deficient covariances; the caller checks finiteness
-    and falls back to the eps offset, so the warning carries no information the caller lacks.
+    With R = sigma1^(1/2) (symmetric), sigma1 sigma2 = R (R sigma2) has the eigenvalues of
+    (R sigma2) R = R sigma2 R, which is symmetric positive semi-definite; so the trace is the sum of
+    the square roots of its eigenvalues. Two symmetric eigendecompositions give the value of
+    pytorch-fid's ``scipy.linalg.sqrtm(sigma1 @ sigma2)`` (a Schur decomposition of a general
+    matrix) within rounding, about 5 times faster at 4,096 dimensions (64 x 64 pixels), in real
+    arithmetic, and without sqrtm's trouble with singular products (rank-deficient covariances).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        return linalg.sqrtm(a)
+    w1, v1 = linalg.eigh(sigma1)
+    _check_psd(w1, "sigma1")
+    root1 = (v1 * np.sqrt(np.clip(w1, 0.0, None))) @ v1.T
+    inner = root1 @ sigma2 @ root1
+    lam = linalg.eigvalsh((inner + inner.T) / 2.0)
+    _check_psd(lam, "sigma2")
+    # Eigenvalues that rounding left below zero count as zero. No larger cut-off: the square root
+    # lifts tiny true eigenvalues (1e-11 of the largest, from pixels that rarely change) to 3e-6
+    # each, and dropping those moved a 64 x 64 pixel distance by 1% (0.2504 -> 0.2527).
+    return float(np.sqrt(np.clip(lam, 0.0, None)).sum())
+
+
+def _check_psd(eigenvalues: np.ndarray, name: str) -> None:
+    """Eigenvalues below zero by more than rounding (relative to the largest) mean not PSD."""
+    scale = float(np.max(np.abs(eigenvalues), initial=0.0))
+    if eigenvalues.size and float(eigenvalues.min()) < -PSD_RTOL * scale:
+        raise ValueError(
+            f"{name} is not positive semi-definite (eigenvalue {float(eigenvalues.min()):.3g}); "
+            "a covariance computed from samples never is"
+        )
 
 
 def gaussian_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,14 +132,4 @@ def frechet_distance_samples(a: np.ndarray, b: np.ndarray) -> float:
         raise LatentdimError(
             f"sample sets must have the same number of features, got {mu1.shape[0]} and {mu2.shape[0]}"
         )
-    # sqrtm's rounding noise grows with the covariances' scale (and is largest for rank-deficient
-    # ones, e.g. few samples), so data in large units (standard deviations of 5e5, or integers
-    # near 1e18) exceeded frechet_distance's absolute tolerance and raised ValueError. The
-    # distance scales as units squared: compute it in a power-of-two unit (exact in floating
-    # point) that brings the largest standard deviation into [0.5, 1), and scale back. Data whose
-    # standard deviations are at most 1 (pixels in [0, 1]) is passed as it is.
-    spread = math.sqrt(max(float(np.max(np.diagonal(sigma1))), float(np.max(np.diagonal(sigma2)))))
-    if spread > _LARGE_SPREAD:
-        unit = 2.0 ** math.frexp(spread)[1]
-        return frechet_distance(mu1 / unit, sigma1 / unit**2, mu2 / unit, sigma2 / unit**2) * unit**2
     return frechet_distance(mu1, sigma1, mu2, sigma2)
