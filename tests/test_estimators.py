@@ -109,6 +109,35 @@ def test_matches_brute_force_reference_on_a_curved_surface():
     assert (twonn(x), mle(x), lpca(x)) == pytest.approx((ref["twonn"], ref["mle"], ref["lpca"]), abs=1e-9)
 
 
+# --- the neighbour search in many dimensions ---------------------------------------------------
+
+
+@pytest.mark.parametrize("d", [3, 16, 64])
+def test_neighbours_match_a_full_distance_matrix(d):
+    # d = 3 takes the k-d tree, 16 and 64 the brute force; both against cdist and a full sort.
+    x = np.random.default_rng(d).normal(size=(700, d))
+    dist = cdist(x, x)
+    np.fill_diagonal(dist, np.inf)
+    order = np.argsort(dist, axis=1)[:, :25]
+    got_d, got_i = nearest_neighbours(x, 25)
+    np.testing.assert_array_equal(got_i, order)
+    np.testing.assert_allclose(got_d, np.take_along_axis(dist, order, axis=1), rtol=1e-12)
+
+
+def test_near_neighbours_in_many_dimensions_keep_their_digits():
+    # Points 1e3 from each other, two of them 1e-5 apart: ||a||^2 + ||b||^2 - 2 a.b has rounding
+    # of ~1e-9 there, far above the true 1e-10, so the distances must come from differences.
+    x = 1e3 * np.random.default_rng(7).normal(size=(300, 40))
+    step = np.zeros(40)
+    step[3] = 1e-5
+    x[1] = x[0] + step
+    x[2] = x[0]  # an exact duplicate: distance 0, and it is the other copy, not the point itself
+    dist, idx = nearest_neighbours(x, 2)
+    assert idx[0].tolist() == [2, 1] and dist[0, 0] == 0.0
+    assert dist[0, 1] == pytest.approx(1e-5, rel=1e-9)
+    assert dist[1, 0] == pytest.approx(1e-5, rel=1e-9) and idx[2, 0] == 0
+
+
 # --- scikit-dimension on its own manifolds ------------------------------------------------------
 
 BENCHMARK_NAMES = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from latentdim.errors import LatentdimError
+from latentdim.metrics._distances import sq_distances
 from latentdim.metrics._validate import finite_rows
 
 #: Neighbour index of the radius; the paper's choice.
@@ -52,14 +53,14 @@ def precision_recall(
     # the data sits far from the origin, and a shift changes no distance.
     origin = real.mean(axis=0)
     real, fake = real - origin, fake - origin
-    real_radii2 = kth_neighbour_sq_distances(real, k, batch_rows)
-    fake_radii2 = kth_neighbour_sq_distances(fake, k, batch_rows)
+    real_radii2 = kth_neighboursq_distances(real, k, batch_rows)
+    fake_radii2 = kth_neighboursq_distances(fake, k, batch_rows)
     precision = inside_balls(fake, real, real_radii2, batch_rows).mean()
     recall = inside_balls(real, fake, fake_radii2, batch_rows).mean()
     return float(precision), float(recall)
 
 
-def kth_neighbour_sq_distances(x: np.ndarray, k: int, batch_rows: int = BATCH_ROWS) -> np.ndarray:
+def kth_neighboursq_distances(x: np.ndarray, k: int, batch_rows: int = BATCH_ROWS) -> np.ndarray:
     """Squared distance from each point to its k-th nearest neighbour in ``x``, itself excluded.
 
     Args:
@@ -73,7 +74,7 @@ def kth_neighbour_sq_distances(x: np.ndarray, k: int, batch_rows: int = BATCH_RO
     n = x.shape[0]
     out = np.empty(n)
     for start in range(0, n, batch_rows):
-        d2 = _sq_distances(x[start : start + batch_rows], x)
+        d2 = sq_distances(x[start : start + batch_rows], x)
         # Each point's distance to itself is exactly 0 (not the rounding residue of the
         # expansion), so it is the smallest and index k of the partition is the k-th neighbour.
         rows = np.arange(d2.shape[0])
@@ -98,16 +99,9 @@ def inside_balls(
     """
     out = np.empty(queries.shape[0], dtype=bool)
     for start in range(0, queries.shape[0], batch_rows):
-        d2 = _sq_distances(queries[start : start + batch_rows], centres)
+        d2 = sq_distances(queries[start : start + batch_rows], centres)
         out[start : start + d2.shape[0]] = (d2 <= radii2[None, :]).any(axis=1)
     return out
-
-
-def _sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances (A, B) through one matrix product, clipped at 0."""
-    d2 = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
-    # Rounding can make a zero distance slightly negative.
-    return np.maximum(d2, 0.0, out=d2)
 
 
 def _check(x: np.ndarray, name: str, k: int) -> np.ndarray:
