@@ -24,6 +24,7 @@ from latentdim.data.vectors import SYNTHETIC_PREFIX
 from latentdim.errors import LatentdimError, TrainingInterrupted
 from latentdim.fileio import atomic_write
 from latentdim.metrics import classical_estimates, frechet_distance_samples, nac, precision_recall
+from latentdim.metrics.estimators import MAX_POINTS
 from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, count_undecided, is_image_preset
 from latentdim.models.conv import IMAGE_PRESETS, check_image_shape, conv_levels
 from latentdim.models.mask import ACTIVE_THRESHOLD
@@ -279,10 +280,14 @@ OUTPUT_FILES = (
 
 
 @torch.no_grad()
-def fid_scores(model: MaskAAE, data: torch.Tensor, device: torch.device, weights: Path | None, samples: int) -> Any:
+def fid_scores(
+    model: MaskAAE, data: torch.Tensor, device: torch.device, weights: Path | None, samples: int,
+    on_stage: Callable[..., None] | None = None,
+) -> Any:
     """FID and KID (SPEC §7) of ``samples`` generated images against as many training images
     (a seeded-by-the-global-generator random subset). Returns a :class:`~latentdim.metrics.fid.FidResult`;
-    without weights (and offline) its ``fid`` is None and ``reason`` says how to supply them."""
+    without weights (and offline) its ``fid`` is None and ``reason`` says how to supply them.
+    ``on_stage(text, done, total)`` is called as the Inception features are computed."""
     from latentdim.metrics.fid import FidResult, compute_fid, missing_weights_reason, online
 
     n = min(samples, data.shape[0])
@@ -295,7 +300,8 @@ def fid_scores(model: MaskAAE, data: torch.Tensor, device: torch.device, weights
     z = mu * torch.randn(n, mu.shape[0], device=device)
     generated = torch.sigmoid(_chunked(model.decoder, z)).cpu().numpy()
     real = model_input(data[torch.randperm(data.shape[0], device=data.device)[:n]]).cpu().numpy()
-    return compute_fid(generated, real, weights=weights, device=device.type)
+    on_progress = None if on_stage is None else lambda done, total: on_stage("FID: Inception features", done, total)
+    return compute_fid(generated, real, weights=weights, device=device.type, on_progress=on_progress)
 
 
 def check_out(out: str | os.PathLike[str] | None) -> None:
@@ -457,6 +463,7 @@ def estimate(
     command: str | None = None,
     fid_weights: str | os.PathLike[str] | None = None,
     fid_samples: int = 10_000,
+    on_stage: Callable[..., None] | None = None,
 ) -> EstimateResult:
     """Trains a MaskAAE on ``source`` and returns the estimated latent dimension m_A.
 
@@ -502,6 +509,9 @@ def estimate(
             None and ``fid_reason`` says how to supply it.
         fid_samples: images: generated and real images compared by FID / KID (fewer when the
             data has fewer). Inception on a CPU takes about half a second an image.
+        on_stage: called as ``on_stage(text)`` when a slow step outside training starts
+            (classical estimators, evaluation, FID, writing the outputs, export), and as
+            ``on_stage(text, done, total)`` while one counts items (FID's Inception features).
 
     Returns:
         An :class:`EstimateResult`. Nothing is printed.
@@ -513,6 +523,14 @@ def estimate(
         TrainingInterrupted: ``should_stop`` returned True.
     """
     from latentdim import __version__
+
+    def stage(text: str, done: int | None = None, total: int | None = None) -> None:
+        if on_stage is None:
+            return
+        if total is None:
+            on_stage(text)
+        else:
+            on_stage(text, done, total)
 
     saved = None
     if resume is not None:
@@ -590,6 +608,8 @@ def estimate(
     if saved is not None and baselines and saved.get("baselines") is not None:
         baseline_values = dict(saved["baselines"])
     else:
+        if baselines:
+            stage(f"classical estimators (TwoNN, MLE, lPCA) on {min(n_samples, MAX_POINTS):,} samples")
         baseline_values = classical_estimates(data.array.reshape(n_samples, -1), seed=seed) if baselines else None
     out_dir = prepare_out(out)
     if out_dir is not None:
@@ -645,8 +665,9 @@ def estimate(
         )
 
     eval_idx = torch.randperm(n_samples)[: min(n_samples, EVAL_SAMPLES)].to(dev)
+    stage(f"evaluating on {eval_idx.shape[0]:,} samples (Frechet distance, precision and recall)")
     diag = evaluate(model, x[eval_idx], standardiser, config.reconstruction)
-    fid = fid_scores(model, x, dev, fid_weights_path, fid_samples) if data.images else None
+    fid = fid_scores(model, x, dev, fid_weights_path, fid_samples, stage) if data.images else None
     mu = model.mask().detach()
     steps_arr, mask_arr = history_array(outcome)
     rounds = [
@@ -693,9 +714,11 @@ def estimate(
     )
     extra = {**extra, "step": outcome.steps, "finished": True, "result": result.to_dict()}
     if out_dir is not None:
+        stage(f"writing pictures and report to {out_dir}")
         write_outputs(out_dir, result, model, spec, extra, diag, command)
     if export is not None:
         from latentdim.export import export_model
 
+        stage(f"exporting the generator to {export}")
         export_model(model, spec, extra, Path(export))
     return result

@@ -209,7 +209,7 @@ def estimate(
     latentdim estimate ./images --capacity 128 --out runs/images
     """
     from latentdim.api import estimate as run_estimate
-    from latentdim.progress import loading_progress, training_progress
+    from latentdim.progress import run_display
     from latentdim.train import NO_MASK_MAX_STEPS, TrainConfig
 
     if schedule is Schedule.reference:
@@ -234,14 +234,14 @@ def estimate(
     command = "latentdim " + shlex.join(sys.argv[1:])
     with stop_on_signals() as stop:
         try:
-            with loading_progress(err_console) as on_load, training_progress(config.max_steps, err_console) as on_step:
+            with run_display(config.max_steps, err_console) as display:
                 result = run_estimate(
                     source, capacity, key=key, preset=preset.value, channels=channels, image_size=image_size,
                     strict=strict, use_mask=not no_mask, seed=seed, device=device.value,
-                    config=config, width=width, out=out, export=export, on_step=on_step,
-                    baselines=not no_baselines, on_load=on_load, resume=resume, should_stop=stop.requested,
+                    config=config, width=width, out=out, export=export, on_step=display.on_step,
+                    baselines=not no_baselines, on_load=display.on_load, resume=resume, should_stop=stop.requested,
                     checkpoint_steps=steps_every, checkpoint_seconds=seconds_every, command=command,
-                    fid_weights=fid_weights, fid_samples=fid_samples,
+                    fid_weights=fid_weights, fid_samples=fid_samples, on_stage=display.on_stage,
                 )
         except LatentdimError as e:
             fail(str(e))

@@ -116,8 +116,8 @@ def runs(stand_in):
     recorded = []
     real_features = fid_mod._features
 
-    def spy(extractor, images, batch_size, device):
-        out = real_features(extractor, images, batch_size, device)
+    def spy(extractor, images, batch_size, device, on_batch=None):
+        out = real_features(extractor, images, batch_size, device, on_batch)
         recorded.append((extractor, images.copy(), out.clone()))
         return out
 
@@ -128,7 +128,8 @@ def runs(stand_in):
         self_features = recorded[:]
         recorded.clear()
         # batch_size 4: two batches (4 + 2) per set.
-        gray_run = compute_fid(gray, rgb, weights=weights, batch_size=4)
+        progress = []
+        gray_run = compute_fid(gray, rgb, weights=weights, batch_size=4, on_progress=lambda *a: progress.append(a))
         gray_features = recorded[:]
         recorded.clear()
         rgb_run = compute_fid(np.repeat(gray, 3, axis=1), rgb, weights=weights, batch_size=4)
@@ -139,6 +140,7 @@ def runs(stand_in):
         "self": self_run,
         "self_features": self_features,
         "gray_run": gray_run,
+        "progress": progress,
         "gray_features": gray_features,
         "rgb_run": rgb_run,
     }
@@ -159,6 +161,11 @@ def test_fid_of_a_set_against_itself_is_zero_to_rounding(runs):
     assert trace > 0
     assert abs(r.fid) <= 1e-4 * trace
     assert abs(r.fid) < 1e-3
+
+
+@pytest.mark.slow
+def test_progress_counts_the_images_of_both_sets(runs):
+    assert runs["progress"] == [(4, 12), (6, 12), (10, 12), (12, 12)]
 
 
 def _gray_run_features(runs):
