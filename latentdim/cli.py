@@ -314,13 +314,18 @@ def sample(
     """
     import warnings
 
+    from latentdim.progress import run_display
     from latentdim.sample import NoMetadataWarning
     from latentdim.sample import sample as run_sample
 
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NoMetadataWarning)
-            info = run_sample(model, n, output, seed=seed, batch_size=batch_size, fmt=fmt.value if fmt else None)
+            with run_display(0, err_console) as display:
+                info = run_sample(
+                    model, n, output, seed=seed, batch_size=batch_size, fmt=fmt.value if fmt else None,
+                    on_progress=lambda done, total: display.on_stage("sampling", done, total),
+                )
     except LatentdimError as e:
         fail(str(e))
     for w in caught:

@@ -1,14 +1,16 @@
-"""What ``latentdim estimate`` shows while it works, on stderr so ``--json`` keeps stdout clean."""
+"""What ``latentdim`` shows while it works, on stderr so ``--json`` keeps stdout clean."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from latentdim.train import StepStats
+if TYPE_CHECKING:  # `latentdim sample` uses this module and must run without torch
+    from latentdim.train import StepStats
 
 
 class RunDisplay:

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,7 @@ def sample(
     seed: int = 0,
     batch_size: int = 256,
     fmt: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> SampleInfo:
     """Draws ``n`` samples from an ONNX generator and writes them into the folder ``out``.
 
@@ -215,6 +217,7 @@ def sample(
         seed: seed of ``numpy.random.default_rng`` for z ~ N(0, I_k).
         batch_size: samples per onnxruntime call; bounds memory for large ``n``.
         fmt: ``"h5"`` (default) or ``"npy"``, vector models only.
+        on_progress: called as ``on_progress(done, n)`` after each batch is written.
 
     Returns:
         A :class:`SampleInfo`.
@@ -255,8 +258,15 @@ def sample(
 
     def batches() -> Any:
         yield first
+        done = first.shape[0]
         for start in range(first.shape[0], n, batch_size):
-            yield _run(gen, draw(min(batch_size, n - start)))
+            if on_progress is not None:
+                on_progress(done, n)  # the batch before is written once the consumer asks again
+            batch = _run(gen, draw(min(batch_size, n - start)))
+            yield batch
+            done += batch.shape[0]
+        if on_progress is not None:
+            on_progress(done, n)
 
     out = Path(out)
     created = _make_folder(out)

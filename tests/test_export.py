@@ -530,3 +530,13 @@ def test_sample_refuses_unknown_or_newer_onnx_formats(vector_onnx, tmp_path, ver
     line = one_error_line(run("sample", path, "-n", "2", "-o", tmp_path / "out"))
     assert message in line
     assert not (tmp_path / "out").exists()
+
+
+def test_sample_reports_progress_after_each_written_batch(vector_onnx, tmp_path):
+    path, _ = vector_onnx
+    calls = []
+    sample(path, 5, tmp_path / "s", batch_size=2, on_progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+    calls.clear()
+    sample(path, 1, tmp_path / "t", on_progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 1)]
