@@ -16,10 +16,13 @@ true dimension n beside m_A, so a method tuned on `synthetic:` alone shows up he
 | blob-size | 3 | the spot with its std uniform in [1.5, 3.5] px as a third factor |
 | bar | 3 | a bar 14 px long at a uniform centre (x, y) and angle in [0, pi); the angle is a circle (0 and pi draw the same bar), which a continuous encoder needs 2 coordinates for, so an auto-encoder answers 4 |
 | two-blobs | 4 | two spots at independent uniform positions |
+| blob-colour | 3 | 32x32 RGB: a spot (std 3 px) at (x, y) whose colour runs from red to blue with a third factor |
+| blob-64 | 2 | 64x64 gray: a spot (std 5 px) at (x, y) |
 
-The image cases are written as (N, 28, 28) uint8 arrays, so `estimate` treats them as images
-(preset `auto` -> `mnist`, binary cross-entropy, the image closing rule). The full-width
-`mnist` preset takes over a second a step on one CPU thread: use `--width 64` on a CPU.
+The image cases are written as uint8 arrays, so `estimate` treats them as images (binary
+cross-entropy, the image closing rule): (N, 28, 28) -> preset `mnist`, blob-colour's (N, 32, 32, 3)
+-> `cifar`, blob-64's (N, 64, 64) -> `conv`. The full-width presets take about a second a step on
+one CPU thread: use `--width 64` on a CPU.
 
 Usage: python bench/manifolds.py [--capacity 16] [--seed 0] [--width W] [--only NAME ...]
 """
@@ -72,9 +75,10 @@ def tanh_mlp(rng):
 GRID = np.mgrid[0:28, 0:28].astype(np.float32)  # (2, 28, 28): row, column coordinates
 
 
-def spots(centres: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) float images of Gaussian spots at centres (N, 2) with stds (N,)."""
-    d2 = ((GRID[None] - centres[:, :, None, None]) ** 2).sum(1)
+def spots(centres: np.ndarray, std: np.ndarray, size: int = 28) -> np.ndarray:
+    """(N, size, size) float images of Gaussian spots at centres (N, 2) with stds (N,)."""
+    grid = GRID if size == 28 else np.mgrid[0:size, 0:size].astype(np.float32)
+    d2 = ((grid[None] - centres[:, :, None, None]) ** 2).sum(1)
     return np.exp(-d2 / (2 * std[:, None, None] ** 2))
 
 
@@ -106,6 +110,17 @@ def two_blobs(rng):
     return to_uint8(np.maximum(first, second))
 
 
+def blob_colour(rng):
+    spot = spots(rng.uniform(8, 24, size=(SAMPLES, 2)), np.full(SAMPLES, 3.0), size=32)
+    t = rng.uniform(size=(SAMPLES, 1))
+    colour = (1 - t) * np.array([0.9, 0.2, 0.1]) + t * np.array([0.1, 0.3, 0.9])  # (N, 3)
+    return to_uint8(spot[..., None] * colour[:, None, None, :])  # (N, 32, 32, 3)
+
+
+def blob_64(rng):
+    return to_uint8(spots(rng.uniform(16, 48, size=(SAMPLES, 2)), np.full(SAMPLES, 5.0), size=64))
+
+
 CASES = {
     "linear": (5, linear),
     "swissroll": (2, swissroll),
@@ -117,6 +132,8 @@ CASES = {
     "blob-size": (3, blob_size),
     "bar": (3, bar),
     "two-blobs": (4, two_blobs),
+    "blob-colour": (3, blob_colour),
+    "blob-64": (2, blob_64),
 }
 
 
