@@ -524,13 +524,9 @@ def estimate(
     """
     from latentdim import __version__
 
-    def stage(text: str, done: int | None = None, total: int | None = None) -> None:
-        if on_stage is None:
-            return
-        if total is None:
-            on_stage(text)
-        else:
-            on_stage(text, done, total)
+    def stage(*args: Any) -> None:  # (text) or (text, done, total), passed on as they came
+        if on_stage is not None:
+            on_stage(*args)
 
     saved = None
     if resume is not None:
