@@ -53,14 +53,14 @@ def precision_recall(
     # the data sits far from the origin, and a shift changes no distance.
     origin = real.mean(axis=0)
     real, fake = real - origin, fake - origin
-    real_radii2 = kth_neighboursq_distances(real, k, batch_rows)
-    fake_radii2 = kth_neighboursq_distances(fake, k, batch_rows)
+    real_radii2 = kth_neighbour_sq_distances(real, k, batch_rows)
+    fake_radii2 = kth_neighbour_sq_distances(fake, k, batch_rows)
     precision = inside_balls(fake, real, real_radii2, batch_rows).mean()
     recall = inside_balls(real, fake, fake_radii2, batch_rows).mean()
     return float(precision), float(recall)
 
 
-def kth_neighboursq_distances(x: np.ndarray, k: int, batch_rows: int = BATCH_ROWS) -> np.ndarray:
+def kth_neighbour_sq_distances(x: np.ndarray, k: int, batch_rows: int = BATCH_ROWS) -> np.ndarray:
     """Squared distance from each point to its k-th nearest neighbour in ``x``, itself excluded.
 
     Args:
