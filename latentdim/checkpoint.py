@@ -15,7 +15,10 @@ from latentdim.errors import LatentdimError
 from latentdim.fileio import atomic_write
 from latentdim.models import MaskAAE, ModelSpec, build_model
 
-FORMAT_VERSION = 1
+#: 2: the convolutional decoders gained coordinate channels (their weights changed shape).
+FORMAT_VERSION = 2
+#: Presets whose format-1 weights no longer fit the networks built today.
+_CHANGED_IN_2 = ("fmnist", "cifar", "celeba", "conv")
 
 
 def save_checkpoint(
@@ -49,8 +52,8 @@ def read_checkpoint(path: Path, device: str = "cpu") -> dict[str, Any]:
     """The checkpoint dict, loaded safely (``weights_only=True``) and checked.
 
     Raises:
-        LatentdimError: missing, empty, truncated or corrupt file, not a latentdim checkpoint, or a
-            newer or unknown format version.
+        LatentdimError: missing, empty, truncated or corrupt file, not a latentdim checkpoint, a
+            newer or unknown format version, or a format-1 convolutional model (its decoder changed).
     """
     path = Path(path)
     if not path.is_file():
@@ -70,6 +73,12 @@ def read_checkpoint(path: Path, device: str = "cpu") -> dict[str, Any]:
         raise LatentdimError(
             f"{path} has checkpoint format {version}, newer than this latentdim "
             f"understands ({FORMAT_VERSION}); upgrade latentdim"
+        )
+    preset = state["model_spec"].get("preset") if isinstance(state["model_spec"], dict) else None
+    if version < 2 and preset in _CHANGED_IN_2:
+        raise LatentdimError(
+            f"{path} was written by latentdim {state.get('latentdim_version', '?')}, whose '{preset}' "
+            "decoder had no coordinate channels; this version cannot load it: run estimate again"
         )
     return state
 

@@ -6,7 +6,7 @@ import torch
 
 from latentdim.errors import LatentdimError
 from latentdim.models import PRESETS, ModelSpec, build_model, is_image_preset
-from latentdim.models.conv import conv_levels
+from latentdim.models.conv import AddCoords, conv_levels
 from latentdim.train import restandardise_codes
 
 # (preset, image shape (C, H, W)): each preset at its own resolution, conv at several.
@@ -31,6 +31,27 @@ def test_encoder_and_decoder_shapes_at_batch_2(preset, shape):
     assert codes.shape == (2, 5)
     assert model.decoder(codes).shape == (2, *shape)
     assert model.critic(codes).shape == (2, 1)
+
+
+def test_add_coords_appends_row_and_column_in_minus_one_to_one():
+    x = torch.arange(3 * 2 * 4 * 4, dtype=torch.float64).reshape(3, 2, 4, 4)
+    out = AddCoords(4)(x)
+    assert out.shape == (3, 4, 4, 4) and out.dtype == torch.float64
+    assert torch.equal(out[:, :2], x)
+    steps = torch.tensor([-1.0, -1 / 3, 1 / 3, 1.0], dtype=torch.float64)
+    assert torch.allclose(out[:, 2], steps[None, :, None].expand(3, 4, 4))  # row index, down
+    assert torch.allclose(out[:, 3], steps[None, None, :].expand(3, 4, 4))  # column index, across
+    assert AddCoords(4).state_dict() == {}  # rebuilt from the size, never in a checkpoint
+
+
+@pytest.mark.parametrize(("preset", "shape"), [c for c in CASES if c[0] != "mnist"])
+def test_convolutional_decoders_see_coordinates_at_every_upsampling(preset, shape):
+    decoder = build_model(ModelSpec(preset, shape, capacity=5, width=32)).decoder
+    convs = [m for m in decoder if isinstance(m, (torch.nn.ConvTranspose2d, torch.nn.Conv2d))]
+    coords = [i for i, m in enumerate(decoder) if isinstance(m, AddCoords)]
+    assert len(coords) == len(convs) >= 2  # each stage's (transposed) convolution, and the last one
+    for i in coords:
+        assert isinstance(decoder[i + 1], (torch.nn.ConvTranspose2d, torch.nn.Conv2d))
 
 
 @pytest.mark.parametrize(("preset", "shape"), [c for c in CASES if c[0] != "conv"])

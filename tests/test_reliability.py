@@ -206,6 +206,29 @@ def test_damaged_checkpoints_are_one_line(tmp_path, kind, message):
     assert message in one_error_line(run("export", folder, "-o", tmp_path / "m.onnx"))
 
 
+def test_format_1_checkpoints(tmp_path):
+    """Format 2 gave the convolutional decoders coordinate channels: a format-1 conv model is
+    refused in one line, a format-1 vector model (unchanged networks) still exports."""
+    for preset, shape in (("fmnist", (1, 28, 28)), ("mlp", (16,))):
+        folder = tmp_path / preset
+        folder.mkdir()
+        spec = ModelSpec(preset, shape, 3, 16)
+        model = build_model(spec)
+        if preset == "fmnist":  # the format-1 decoder: no coordinate channels, so other shapes
+            model.decoder = torch.nn.Sequential(torch.nn.Linear(3, 4))
+        state = {"format_version": 1, "latentdim_version": "0.1.0", "finished": True, "step": 1,
+                 "model_spec": {"preset": preset, "data_shape": list(shape), "capacity": 3, "width": 16,
+                                "use_mask": True},
+                 "model": model.state_dict(), "train_state": {}, "config": {}, "seed": 0, "source": "x"}
+        torch.save(state, folder / "checkpoint.pt")
+    message = one_error_line(run("export", tmp_path / "fmnist", "-o", tmp_path / "a.onnx"))
+    assert "latentdim 0.1.0" in message and "no coordinate channels" in message and "run estimate again" in message
+    assert not (tmp_path / "a.onnx").exists()
+    with pytest.raises(LatentdimError, match="no coordinate channels"):
+        read_checkpoint(tmp_path / "fmnist" / "checkpoint.pt")
+    assert read_checkpoint(tmp_path / "mlp" / "checkpoint.pt")["format_version"] == 1
+
+
 def test_mismatched_checkpoint_is_one_line(tmp_path):
     folder = damaged(tmp_path, "mismatched")
     assert "damaged" in one_error_line(run("export", folder, "-o", tmp_path / "m.onnx"))

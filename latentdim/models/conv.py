@@ -7,10 +7,16 @@ The critic works on latent codes, so it is an MLP in every preset.
 
 ``width`` (tests only) divides nothing: it replaces the widest layer size so tiny models build
 fast; channel counts scale with it proportionally.
+
+latentdim departs from SPEC §5 in one place: each transposed convolution of a decoder, and its
+last convolution, also sees two coordinate channels (:class:`AddCoords`, the CoordConv of Liu et al. 2018). Without
+them a decoder spends an extra code on rendering positions: a 28 x 28 spot at (x, y) took 3 codes
+through ``fmnist`` and a 64 x 64 one 3 through ``conv`` (docs/mask-dynamics.md, "Other presets").
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -46,6 +52,37 @@ class FCResidual(nn.Module):
 
     def forward(self, x):  # noqa: ANN001, ANN201
         return self.act(x + self.body(x))
+
+
+class AddCoords(nn.Module):
+    """Appends two channels to (batch, C, size, size) maps: each pixel's row and column in [-1, 1].
+
+    A (transposed) convolution applies one kernel at every position, so on its own it cannot
+    tell where in the image it is; these channels let it place what the code describes.
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        axis = torch.linspace(-1.0, 1.0, size)
+        rows, cols = torch.meshgrid(axis, axis, indexing="ij")
+        # Rebuilt from the size, never saved; shaped (1, 1, size, size).
+        self.register_buffer("rows", rows[None, None], persistent=False)
+        self.register_buffer("cols", cols[None, None], persistent=False)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        # expand_as keeps the batch size symbolic in the ONNX export (expand(x.shape[0]) froze it).
+        one = x[:, :1]
+        return torch.cat([x, self.rows.to(x.dtype).expand_as(one), self.cols.to(x.dtype).expand_as(one)], 1)
+
+
+def _up_at(cin: int, cout: int, size: int) -> list[nn.Module]:
+    """Coordinates at ``size``, then TCONV cout k4 s2 - BN - ReLU: doubles the resolution."""
+    return [AddCoords(size), *_up(cin + 2, cout)]
+
+
+def _to_pixels(cin: int, channels: int, size: int) -> list[nn.Module]:
+    """Coordinates, then the decoder's last CONV k3 s1 to ``channels`` logits."""
+    return [AddCoords(size), nn.Conv2d(cin + 2, channels, 3, 1, 1)]
 
 
 def _down(cin: int, cout: int) -> list[nn.Module]:
@@ -101,7 +138,7 @@ def fmnist(shape: tuple[int, int, int], m: int, width: int | None) -> tuple[nn.M
     enc = nn.Sequential(*_down(c, c1), *_down(c1, c2), nn.Flatten(), *_fc_bn(c2 * s * s, fc), nn.Linear(fc, m))
     dec = nn.Sequential(
         nn.Linear(m, fc), nn.BatchNorm1d(fc), nn.ReLU(), *_fc_bn(fc, c2 * s * s), _to_image(c2, s),
-        *_up(c2, c2), *_up(c2, c2), nn.Conv2d(c2, c, 3, 1, 1),
+        *_up_at(c2, c2, s), *_up_at(c2, c2, 2 * s), *_to_pixels(c2, c, h),
     )
     return enc, dec, critic(m, width or 1000)
 
@@ -118,11 +155,11 @@ def cifar(shape: tuple[int, int, int], m: int, width: int | None) -> tuple[nn.Mo
     )
     dec_layers: list[nn.Module] = [nn.Linear(m, start * s_dec * s_dec), nn.BatchNorm1d(start * s_dec * s_dec), nn.ReLU()]
     dec_layers.append(_to_image(start, s_dec))
-    cin = start
+    cin, size = start, s_dec
     for _ in range(4):
-        dec_layers += [*_up(cin, c3), Residual(c3)]
-        cin = c3
-    dec_layers.append(nn.Conv2d(cin, c, 3, 1, 1))
+        dec_layers += [*_up_at(cin, c3, size), Residual(c3)]
+        cin, size = c3, 2 * size
+    dec_layers += _to_pixels(cin, c, size)
     return enc, nn.Sequential(*dec_layers), critic(m, width or 1024)
 
 
@@ -142,11 +179,11 @@ def celeba(shape: tuple[int, int, int], m: int, width: int | None) -> tuple[nn.M
     s_dec = h // 32
     dec_layers: list[nn.Module] = [nn.Linear(m, k(16) * s_dec * s_dec), nn.BatchNorm1d(k(16) * s_dec * s_dec), nn.ReLU()]
     dec_layers.append(_to_image(k(16), s_dec))
-    cin = k(16)
+    cin, size = k(16), s_dec
     for cout in (32, 64, 128, 256, 512):
-        dec_layers += [*_up(cin, k(cout)), Residual(k(cout))]
-        cin = k(cout)
-    dec_layers.append(nn.Conv2d(cin, c, 3, 1, 1))
+        dec_layers += [*_up_at(cin, k(cout), size), Residual(k(cout))]
+        cin, size = k(cout), 2 * size
+    dec_layers += _to_pixels(cin, c, size)
     return nn.Sequential(*enc_layers), nn.Sequential(*dec_layers), critic(m, width or 1024)
 
 
@@ -177,10 +214,11 @@ def conv(shape: tuple[int, int, int], m: int, width: int | None) -> tuple[nn.Mod
         cin = cout
     enc_layers += [nn.Flatten(), *_fc_bn(cin * s * s, fc), nn.Linear(fc, m)]
     dec_layers: list[nn.Module] = [nn.Linear(m, fc), nn.BatchNorm1d(fc), nn.ReLU(), *_fc_bn(fc, cin * s * s), _to_image(cin, s)]
+    size = s
     for cout in [*reversed(chans[:-1]), chans[0]]:
-        dec_layers += _up(cin, cout)
-        cin = cout
-    dec_layers.append(nn.Conv2d(cin, c, 3, 1, 1))
+        dec_layers += _up_at(cin, cout, size)
+        cin, size = cout, 2 * size
+    dec_layers += _to_pixels(cin, c, size)
     return nn.Sequential(*enc_layers), nn.Sequential(*dec_layers), critic(m, width or 1024)
 
 
