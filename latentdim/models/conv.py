@@ -9,9 +9,10 @@ The critic works on latent codes, so it is an MLP in every preset.
 fast; channel counts scale with it proportionally.
 
 latentdim departs from SPEC §5 in one place: each transposed convolution of a decoder, and its
-last convolution, also sees two coordinate channels (:class:`AddCoords`, the CoordConv of Liu et al. 2018). Without
-them a decoder spends an extra code on rendering positions: a 28 x 28 spot at (x, y) took 3 codes
-through ``fmnist`` and a 64 x 64 one 3 through ``conv`` (docs/mask-dynamics.md, "Other presets").
+last convolution, also sees two coordinate channels (:class:`AddCoords`, the CoordConv of Liu et
+al. 2018). Without them a decoder spent an extra code on rendering positions: a 28 x 28 spot at
+(x, y) took 3 codes through ``fmnist`` and a 64 x 64 one 3 through ``conv``, 2 with them
+(docs/mask-dynamics.md, "Coordinate channels in the convolutional decoders").
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class AddCoords(nn.Module):
 
 def _up_at(cin: int, cout: int, size: int) -> list[nn.Module]:
     """Coordinates at ``size``, then TCONV cout k4 s2 - BN - ReLU: doubles the resolution."""
-    return [AddCoords(size), *_up(cin + 2, cout)]
+    return [AddCoords(size), nn.ConvTranspose2d(cin + 2, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
 
 def _to_pixels(cin: int, channels: int, size: int) -> list[nn.Module]:
@@ -88,11 +89,6 @@ def _to_pixels(cin: int, channels: int, size: int) -> list[nn.Module]:
 def _down(cin: int, cout: int) -> list[nn.Module]:
     """CONV cout k4 s2 - BN - ReLU: halves the resolution."""
     return [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-
-def _up(cin: int, cout: int) -> list[nn.Module]:
-    """TCONV cout k4 s2 - BN - ReLU: doubles the resolution."""
-    return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
 
 def _fc_bn(cin: int, cout: int) -> list[nn.Module]:
