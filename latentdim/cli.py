@@ -128,6 +128,7 @@ def main(
 
 
 def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
+    from latentdim.api import NO_DIMENSION_LEFT
     from latentdim.report import closing_margin_text, closing_rounds_text, skipped_text
 
     table = Table(title="latentdim estimate", show_header=False, title_justify="left")
@@ -144,6 +145,8 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
             "m_A | TwoNN | MLE | lPCA",
             f"[bold green]{result.m_active}[/] | {b['twonn']:.2f} | {b['mle']:.2f} | {b['lpca']:.2f}",
         )
+    if result.use_mask and result.m_active == 0:
+        table.add_row("warning", Text(NO_DIMENSION_LEFT, style="bold yellow"))
     table.add_row("undecided dimensions", str(result.undecided))
     rounds = closing_rounds_text(result.closing_rounds)
     if rounds is not None:
@@ -189,9 +192,9 @@ def estimate(
     seed: Annotated[int, typer.Option(help="Seed for initialisation and training; the same seed repeats a CPU run exactly on the same kind of CPU.")] = 0,
     device: Annotated[Device, typer.Option(help="auto uses a CUDA GPU when there is one.")] = Device.auto,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. [default: 50000; 10000 with --no-mask; 500000 with --schedule reference]")] = None,
-    schedule: Annotated[Schedule, typer.Option(help="latentdim: dims close under a pressure (vectors) or in rounds checked against --loss-budget (images), fast. reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
-    closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask (vectors; images with --loss-budget 0). [default: 5]")] = None,
-    loss_budget: Annotated[Optional[float], typer.Option(help="Close dimensions only while the held-out reconstruction keeps all but this fraction of what the latent code explains (measured 500 steps after a closure for vectors and 1,000 after each round for images, never less than 3x the training noise); images close the cheapest dimensions in rounds, undo a round that costs more, and stop when removing one dimension fails twice. 0 turns the rule off (then the closing pressure closes until m_A is stable). [default: 0.02 for images, off for vectors]")] = None,
+    schedule: Annotated[Schedule, typer.Option(help="latentdim: once the auto-encoder has converged, dims close in rounds, each checked against --loss-budget, fast. reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
+    closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask, which closes dims when --loss-budget is 0. [default: 5]")] = None,
+    loss_budget: Annotated[Optional[float], typer.Option(help="Close dimensions only while the held-out reconstruction keeps all but this fraction of what the latent code explains (never less than 3x the training noise): the dimensions whose removal costs least close in rounds, each measured after the networks adapt (500 steps for vectors, 1,000 for images), a round that costs more is undone, and closing stops when removing one dimension fails twice. 0 turns the rule off (then the closing pressure closes until m_A is stable). [default: 0.02]")] = None,
     batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's). A narrower network is faster but can need more codes than the data's dimension.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions.")] = None,

@@ -81,3 +81,36 @@ def test_estimate_reports_how_sharp_an_elimination_ended():
     assert result.closing_margin == round(closing_margin(result.closing_rounds), 4)
     assert result.closing_margin <= (last["error"] - last["limit"]) / last["allowance"] + 1e-4
     assert json.loads(json.dumps(result.to_dict()))["closing_margin"] == result.closing_margin
+
+
+def test_a_full_dimensional_gaussian_keeps_every_dimension():
+    """N(0, I_4) in R^4 at capacity 8, with the default rule (elimination, Adam auto-encoder):
+    removing any of the four dimensions loses a quarter of what the code explains, far over the
+    2% budget, while the four spurious codes cost nothing, so m_A must be 4."""
+    x = np.random.default_rng(3).normal(size=(2000, 4)).astype("float32")
+    config = TrainConfig(warmup_steps=200, plateau_window=200, probe_every=10, probe_window=3,
+                         probe_samples=256, eliminate_hold=100, eliminate_ramp=20, refine_steps=20, max_steps=3000)
+    result = latentdim.estimate(x, capacity=8, width=64, seed=0, baselines=False, config=config)
+    assert result.stop_reason == "settled"
+    assert result.m_active == 4
+    opened = result.closing_rounds[0]["open"]  # 8, less any dim whose initial mu was below 0.1
+    assert sum(r["k"] for r in result.closing_rounds if r["kept"]) == opened - 4  # the spurious ones went
+    assert result.closing_margin is not None and result.closing_margin >= 1  # a clear gap below 4
+
+
+def test_a_pressure_that_closes_every_dimension_is_not_silent():
+    """Only the closing pressure (loss budget 0) can close every dimension; the API warns and the
+    table says so, instead of reporting m_A = 0 as an answer."""
+    from rich.console import Console
+
+    from latentdim.cli import result_table
+
+    x = np.random.default_rng(4).normal(size=(256, 3)).astype("float32")
+    config = TrainConfig(loss_budget=0.0, closing_pressure=1e4, lr_mask=0.1, warmup_steps=0, max_steps=300,
+                         batch_size=32)
+    with pytest.warns(UserWarning, match="no dimension was left open"):
+        result = latentdim.estimate(x, capacity=3, width=16, baselines=False, config=config)
+    assert result.m_active == 0
+    console = Console(width=300, record=True)
+    console.print(result_table(result))
+    assert "no dimension was left open" in console.export_text()

@@ -243,7 +243,7 @@ def test_fid_end_to_end_with_a_stand_in_weights_file(tmp_path, monkeypatch, stan
     assert f"{result.fid:.2f}" in (tmp_path / "run" / "report.html").read_text()
 
 
-def test_images_and_vectors_get_their_own_closing_rule(tmp_path):
+def test_images_and_vectors_close_by_the_same_rule_with_their_own_losses(tmp_path):
     """Unset TrainConfig fields are chosen from the data; the checkpoint records what was used."""
     from latentdim.checkpoint import read_checkpoint
 
@@ -254,8 +254,10 @@ def test_images_and_vectors_get_their_own_closing_rule(tmp_path):
     picked = {}
     for name in ("img", "vec"):
         c = read_checkpoint(tmp_path / name / "checkpoint.pt")["config"]
-        picked[name] = (c["reconstruction"], c["lr_mask"], c["loss_budget"], c["warmup_plateau"], c["closing"])
-    assert picked == {"img": ("bce", 1e-3, 0.02, True, "eliminate"), "vec": ("mse", 4e-3, 0.0, False, "pressure")}
+        picked[name] = (c["reconstruction"], c["lr_mask"], c["loss_budget"], c["warmup_plateau"], c["closing"],
+                        c["ae_optimiser"])
+    assert picked == {"img": ("bce", 1e-3, 0.02, True, "eliminate", "rmsprop"),
+                      "vec": ("mse", 4e-3, 0.02, True, "eliminate", "adam")}
     explicit = TrainConfig(max_steps=4, warmup_steps=2, batch_size=8, lr_mask=2e-3, loss_budget=0.05)
     latentdim.estimate(tmp_path / "imgs", capacity=3, out=tmp_path / "set", **{**TINY, "config": explicit})
     c = read_checkpoint(tmp_path / "set" / "checkpoint.pt")["config"]

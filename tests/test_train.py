@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from latentdim.data import make_synthetic
-from latentdim.models import ModelSpec, build_model
+from latentdim.models import ModelSpec, build_model, count_active
 from latentdim.train import LAMBDA3_CAP, MaskSchedule, TrainConfig, reference_r, train
 from elimhelpers import elim_config as _elim_config
 
@@ -281,6 +281,36 @@ def test_elimination_needs_a_loss_budget():
     model = build_model(ModelSpec("mlp", (8,), 4, width=16))
     with pytest.raises(ValueError, match="loss budget"):
         train(model, _elim_data(), _elim_config(loss_budget=0.0))
+
+
+def test_loss_budget_limit_by_hand():
+    """r0 reconstructs every probe sample as the probe mean; the limit is best + max(budget x gap,
+    budget_noise x noise), gap = r0 - best."""
+    from latentdim.train import _Probe
+
+    x = torch.tensor([[0.0, 0.0], [2.0, 4.0]])
+    probe = _Probe(x, TrainConfig(probe_samples=2, loss_budget=0.02, budget_noise=3.0), "mse")
+    assert probe.r0 == pytest.approx(2.5)  # mean of (0-1)^2, (0-2)^2, (2-1)^2, (4-2)^2
+    probe.noise = 0.001
+    assert probe.threshold(gap=1.0, best=0.1) == pytest.approx(0.1 + 0.02)  # 2% of the gap binds
+    assert probe.threshold(gap=0.1, best=0.1) == pytest.approx(0.1 + 0.003)  # 3 x the noise binds
+    # BCE: the mean image as logits, so r0 is the entropy of the mean pixel
+    y = torch.tensor([[0.0], [1.0]])
+    assert _Probe(y, TrainConfig(probe_samples=2), "bce").r0 == pytest.approx(np.log(2.0), rel=1e-6)
+
+
+def test_elimination_start_keeps_one_dimension_open_when_every_draw_closed():
+    from latentdim.train import _Elimination, _Probe
+
+    x = _elim_data()
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("mlp", (8,), 3, width=16)).eval()
+    with torch.no_grad():
+        model.mask.theta.copy_(torch.tensor([0.02, 0.09, 0.05]))  # mu 0.020, 0.086, 0.049: all below 0.1
+    cfg = _elim_config()
+    _Elimination(cfg).begin(model, _Probe(x, cfg, "mse"))
+    mu = model.mask().detach()
+    assert [float(v) > 0.9 for v in mu] == [False, True, False] and count_active(mu) == 1
 
 
 def test_elimination_start_equalises_the_open_mask_exactly():
