@@ -24,7 +24,7 @@ from latentdim.data import Standardiser, VectorData, from_array, load_source
 from latentdim.data.vectors import SYNTHETIC_PREFIX
 from latentdim.errors import LatentdimError, TrainingInterrupted
 from latentdim.fileio import atomic_write
-from latentdim.metrics import classical_estimates, frechet_distance_samples, nac, precision_recall
+from latentdim.metrics import classical_estimates_or_reasons, frechet_distance_samples, nac, precision_recall
 from latentdim.metrics.estimators import MAX_POINTS
 from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, count_undecided, is_image_preset
 from latentdim.models.conv import IMAGE_PRESETS, check_image_shape, conv_levels
@@ -69,7 +69,7 @@ class EstimateResult:
     fid_reason: str | None  # why fid is None (vectors, or the Inception weights are missing)
     precision: float | None  # improved precision (k = 3) of generated vs real, same space as the Frechet distance
     recall: float | None  # improved recall (k = 3) of generated vs real
-    baselines: dict[str, float] | None  # classical estimates {"twonn", "mle", "lpca"}; None when skipped
+    baselines: dict[str, float | None] | None  # classical estimates {"twonn", "mle", "lpca"}; None when skipped; a value is None when undefined (see baseline_errors)
     seed: int
     preset: str
     data_shape: list[int]  # shape of one sample as the model sees it: [d] or [C, H, W]
@@ -91,6 +91,8 @@ class EstimateResult:
     closing_margin: float | None = None
     # image folders: the first few skipped files, "relative/path: why" (skipped_files counts all)
     skipped_examples: list[str] = field(default_factory=list)
+    # classical estimators undefined on this data: name -> why (its value in baselines is None)
+    baseline_errors: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (arrays excluded)."""
@@ -526,7 +528,8 @@ def estimate(
 
     Raises:
         LatentdimError: bad source, bad settings, too little data (the classical estimators
-            need 3 distinct samples; ``baselines=False`` skips them), no room for checkpoints,
+            need 3 distinct samples; ``baselines=False`` skips them; one that is undefined on the
+            data is None in ``baselines`` with its reason in ``baseline_errors``), no room for checkpoints,
             a checkpoint that cannot be resumed, or training that diverged twice.
         TrainingInterrupted: ``should_stop`` returned True.
     """
@@ -614,13 +617,16 @@ def estimate(
     torch.manual_seed(seed)
     model = build_model(spec).to(dev)  # before the baselines: a preset that does not fit fails at once
     # Issue 4: classical estimates on the raw samples in user units; before training, so degenerate
-    # data fails in seconds rather than after the run.
+    # data fails in seconds rather than after the run. One estimator undefined on the data (TwoNN on
+    # a lattice) is reported beside the others instead of stopping the run (issue 21).
+    baseline_values: dict[str, float | None] | None = None
+    baseline_errors: dict[str, str] = {}
     if saved is not None and baselines and saved.get("baselines") is not None:
         baseline_values = dict(saved["baselines"])
-    else:
-        if baselines:
-            stage(f"classical estimators (TwoNN, MLE, lPCA) on {min(n_samples, MAX_POINTS):,} samples")
-        baseline_values = classical_estimates(data.array.reshape(n_samples, -1), seed=seed) if baselines else None
+        baseline_errors = dict(saved.get("baseline_errors") or {})
+    elif baselines:
+        stage(f"classical estimators (TwoNN, MLE, lPCA) on {min(n_samples, MAX_POINTS):,} samples")
+        baseline_values, baseline_errors = classical_estimates_or_reasons(data.array.reshape(n_samples, -1), seed=seed)
     out_dir = prepare_out(out)
     if out_dir is not None:
         # an elimination round's checkpoint also holds the round's starting weights and optimisers
@@ -638,6 +644,7 @@ def estimate(
         "seed": seed,
         "source": data.source,
         "baselines": baseline_values,
+        "baseline_errors": baseline_errors,
     }
     checkpoint_path = None if out_dir is None else out_dir / "checkpoint.pt"
 
@@ -721,6 +728,7 @@ def estimate(
         closing_rounds=rounds,
         closing_margin=None if (margin := closing_margin(rounds)) is None else round(margin, 4),
         skipped_examples=data.skipped_examples,
+        baseline_errors=baseline_errors,
     )
     if use_mask and result.m_active == 0:
         warnings.warn(NO_DIMENSION_LEFT, stacklevel=2)

@@ -129,7 +129,7 @@ def main(
 
 def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
     from latentdim.api import NO_DIMENSION_LEFT
-    from latentdim.report import closing_margin_text, closing_rounds_text, skipped_text
+    from latentdim.report import BASELINE_NAMES, baseline_undefined_text, closing_margin_text, closing_rounds_text, skipped_text
 
     table = Table(title="latentdim estimate", show_header=False, title_justify="left")
     table.add_column("field", style="bold")
@@ -141,10 +141,11 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
     else:
         # One row, m_A first, so agreement (or not) is visible at a glance.
         b = result.baselines
-        table.add_row(
-            "m_A | TwoNN | MLE | lPCA",
-            f"[bold green]{result.m_active}[/] | {b['twonn']:.2f} | {b['mle']:.2f} | {b['lpca']:.2f}",
-        )
+        cells = [
+            f"{b[k]:.2f}" if b.get(k) is not None else escape(baseline_undefined_text(k, result.baseline_errors) or "n/a")
+            for k in BASELINE_NAMES
+        ]
+        table.add_row("m_A | TwoNN | MLE | lPCA", f"[bold green]{result.m_active}[/] | " + " | ".join(cells))
     if result.use_mask and result.m_active == 0:
         table.add_row("warning", Text(NO_DIMENSION_LEFT, style="bold yellow"))
     table.add_row("undecided dimensions", str(result.undecided))

@@ -168,6 +168,20 @@ def closing_margin_text(margin: Any) -> str | None:
             "counts a few dimensions either side fit the data about as well")
 
 
+#: The classical estimators in the order the table and the report show them.
+BASELINE_NAMES = ("twonn", "mle", "lpca")
+
+
+def baseline_undefined_text(name: str, errors: Any) -> str | None:
+    """The CLI's and the report's words for a classical estimator that is undefined on the data,
+    "undefined (why)"; None when ``errors`` (a run's ``baseline_errors``) has no entry for it."""
+    if not isinstance(errors, Mapping) or errors.get(name) is None:
+        return None
+    why = str(errors[name])
+    # "TwoNN is undefined: every point's ..." -> "undefined (every point's ...)"
+    return f"undefined ({why.split(' is undefined: ', 1)[-1]})"
+
+
 def skipped_text(count: Any, examples: Any) -> str | None:
     """The CLI's and the report's words for the unreadable image files a run skipped, naming the
     first few; None when none were skipped."""
@@ -242,7 +256,11 @@ def _compare(result: Mapping[str, Any]) -> tuple[str, str]:
         return "classical estimators", "skipped (--no-baselines)"
     if not isinstance(b, Mapping):
         return label, _e(b)
-    cells = "".join(f"<td>{_num(b.get(k), '.2f')}</td>" for k in ("twonn", "mle", "lpca"))
+    errors = result.get("baseline_errors")
+    cells = "".join(
+        f"<td>{_num(b.get(k), '.2f') if (why := baseline_undefined_text(k, errors)) is None else _e(why)}</td>"
+        for k in BASELINE_NAMES
+    )
     table = (
         '<table class="compare"><tr><th>m<sub>A</sub></th><th>TwoNN</th><th>MLE</th><th>lPCA</th></tr>'
         f'<tr><td class="ma">{_e(_get(result, "m_active"))}</td>{cells}</tr></table>'

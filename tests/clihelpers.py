@@ -7,9 +7,10 @@ from latentdim.cli import app
 runner = CliRunner()
 
 
-def run(*args):
-    """Invokes ``latentdim ARGS...`` in-process; paths may be passed as Path objects."""
-    return runner.invoke(app, [str(a) for a in args])
+def run(*args, env=None):
+    """Invokes ``latentdim ARGS...`` in-process; paths may be passed as Path objects; ``env``
+    (e.g. ``{"COLUMNS": "200"}``) is set for the call."""
+    return runner.invoke(app, [str(a) for a in args], env=env)
 
 
 def one_error_line(result) -> str:

@@ -179,3 +179,27 @@ def test_error_lines_print_file_names_literally(tmp_path):
     name = tmp_path / "[bold]draft[/bold] :x:.h5"
     line = one_error_line(run("estimate", name, *TINY))
     assert "[bold]draft[/bold] :x:.h5" in line
+
+
+def test_an_undefined_classical_estimator_does_not_stop_the_run(tmp_path):
+    # A 10 x 10 integer grid: every point's two nearest neighbours are at distance 1, so every
+    # ratio r2 / r1 is 1 and TwoNN is undefined; MLE's 20 neighbours are not all equidistant.
+    path = tmp_path / "grid.h5"
+    grid = np.stack(np.meshgrid(np.arange(10), np.arange(10)), axis=-1).reshape(-1, 2).astype("float32")
+    with h5py.File(path, "w") as f:
+        f["x"] = grid
+    out = tmp_path / "run"
+    result = run("estimate", path, "-m", "3", "--json", "--out", out, *TINY)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["baselines"]["twonn"] is None
+    assert payload["baselines"]["mle"] is not None and payload["baselines"]["lpca"] == 2.0
+    assert set(payload["baseline_errors"]) == {"twonn"}
+    assert "equidistant" in payload["baseline_errors"]["twonn"]
+    assert json.loads((out / "result.json").read_text())["baseline_errors"] == payload["baseline_errors"]
+    assert "<td>undefined (every point&#x27;s two nearest neighbours are equidistant)</td>" in (out / "report.html").read_text()
+    table = run("estimate", path, "-m", "3", *TINY, env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    row = next(ln for ln in table.stderr.splitlines() if "TwoNN" in ln)
+    assert "undefined (every point's two nearest neighbours are equidistant)" in row
+    assert "error:" not in table.stderr

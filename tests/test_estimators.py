@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 from latentdim.errors import LatentdimError
 from latentdim.metrics.estimators import (
     classical_estimates,
+    classical_estimates_or_reasons,
     lpca,
     mle,
     mle_from_distances,
@@ -242,3 +243,17 @@ def test_bad_input_raises():
         twonn(np.arange(10.0)[:, None], discard_fraction=0.0)
     with pytest.raises(LatentdimError, match="k"):
         nearest_neighbours(np.zeros((3, 2)), 3)
+
+
+def test_an_undefined_estimator_gives_a_reason_and_leaves_the_others():
+    # A 10 x 10 integer grid: every ratio r2 / r1 is 1, so TwoNN is undefined; every 99-point
+    # neighbourhood spans the plane with comparable spread in both directions, so lPCA is 2.
+    grid = np.stack(np.meshgrid(np.arange(10), np.arange(10)), axis=-1).reshape(-1, 2).astype(float)
+    values, reasons = classical_estimates_or_reasons(grid)
+    assert values["twonn"] is None and values["lpca"] == 2.0
+    assert values["mle"] == pytest.approx(mle(grid), rel=1e-12)
+    assert reasons == {"twonn": "TwoNN is undefined: every point's two nearest neighbours are equidistant"}
+    with pytest.raises(LatentdimError, match="TwoNN is undefined"):
+        classical_estimates(grid)  # the strict form still stops
+    x = np.random.default_rng(0).normal(size=(200, 3))
+    assert classical_estimates_or_reasons(x) == (classical_estimates(x), {})

@@ -297,3 +297,10 @@ def test_report_names_the_skipped_files():
     text = text_of(render_report(fake_result(skipped_files=1, skipped_examples=["x.png: truncated"]), {}))
     assert "skipped (--strict makes this an error): x.png: truncated" in text and "truncated; and" not in text
     assert "skipped files" not in text_of(render_report(fake_result(skipped_files=0), {}))
+
+
+def test_an_undefined_baseline_shows_why():
+    result = fake_result(baselines={"twonn": None, "mle": 2.01, "lpca": 2.0},
+                         baseline_errors={"twonn": "TwoNN is undefined: every point's <two> neighbours are equidistant"})
+    page = render_report(result, {})
+    assert "<td>undefined (every point&#x27;s &lt;two&gt; neighbours are equidistant)</td><td>2.01</td><td>2.00</td>" in page

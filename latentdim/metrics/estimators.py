@@ -253,8 +253,32 @@ def classical_estimates(x: np.ndarray, max_points: int = MAX_POINTS, seed: int =
         dropped first: their zero neighbour distance makes every estimator's log-ratios undefined.
 
     Raises:
-        LatentdimError: if ``x`` is not 2-D, holds NaN or inf, has fewer than 3 distinct rows, or
-            an estimator is undefined on it (e.g. a lattice whose neighbours are all equidistant).
+        LatentdimError: as :func:`classical_estimates_or_reasons`, and if an estimator is undefined
+            on ``x`` (e.g. a lattice whose neighbours are all equidistant).
+    """
+    values, reasons = classical_estimates_or_reasons(x, max_points, seed)
+    if reasons:
+        raise LatentdimError(next(iter(reasons.values())))
+    return {name: float(value) for name, value in values.items()}  # no reasons: none is None
+
+
+def classical_estimates_or_reasons(
+    x: np.ndarray, max_points: int = MAX_POINTS, seed: int = 0
+) -> tuple[dict[str, float | None], dict[str, str]]:
+    """:func:`classical_estimates`, but an estimator that is undefined on ``x`` gives None and a
+    reason instead of stopping the others (``latentdim estimate`` shows the rest beside m_A).
+
+    Args:
+        x, max_points, seed: as :func:`classical_estimates`.
+
+    Returns:
+        ``(values, reasons)``: ``values`` maps "twonn", "mle" and "lpca" to a Python float, or to
+        None when that estimator is undefined on the sample; ``reasons`` maps each such name to
+        why (one line), and is empty when all three are defined.
+
+    Raises:
+        LatentdimError: if ``x`` is not 2-D, holds NaN or inf, or has fewer than 3 distinct rows
+            (no estimator is defined then), or ``max_points`` is below 3.
     """
     if max_points < 3:
         raise LatentdimError(f"max_points must be at least 3, got {max_points}")
@@ -274,11 +298,19 @@ def classical_estimates(x: np.ndarray, max_points: int = MAX_POINTS, seed: int =
     k_mle = min(MLE_NEIGHBOURS, x.shape[0] - 1)
     k_lpca = min(LPCA_NEIGHBOURS, x.shape[0] - 1)
     distances, indices = nearest_neighbours(x, max(k_mle, k_lpca, 2))
-    return {
-        "twonn": twonn_from_distances(distances[:, 0], distances[:, 1]),
-        "mle": mle_from_distances(distances[:, :k_mle]),
-        "lpca": lpca_from_neighbourhoods(x, indices[:, :k_lpca]),
+    estimators = {
+        "twonn": lambda: twonn_from_distances(distances[:, 0], distances[:, 1]),
+        "mle": lambda: mle_from_distances(distances[:, :k_mle]),
+        "lpca": lambda: lpca_from_neighbourhoods(x, indices[:, :k_lpca]),
     }
+    values: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
+    for name, compute in estimators.items():
+        try:
+            values[name] = compute()
+        except LatentdimError as e:  # one undefined estimator says nothing about the others
+            values[name], reasons[name] = None, str(e)
+    return values, reasons
 
 
 def _check_points(x: np.ndarray) -> np.ndarray:
