@@ -18,10 +18,34 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from typer.core import TyperCommand, TyperGroup
+
 from latentdim import __version__
 from latentdim.errors import LatentdimError, TrainingInterrupted
 
+
+class _FlagsTakeNoValue:
+    """Help that shows a flag (``--strict``, ``--json``, ``--help``) as a flag: Typer prints a
+    ``<bool>`` type beside it, which reads as if it took a value."""
+
+    def get_params(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_bool_flag", False) and param.metavar is None:
+                param.metavar = ""  # an empty type column
+        return params
+
+
+class Command(_FlagsTakeNoValue, TyperCommand):
+    pass
+
+
+class Group(_FlagsTakeNoValue, TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=Group,
     help="How many latent dimensions does your data really have? Trains a MaskAAE and reports m_A.",
     no_args_is_help=True,
     add_completion=False,
@@ -180,27 +204,27 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
     return table
 
 
-@app.command()
+@app.command(cls=Command)
 def estimate(
     source: Annotated[str, typer.Argument(help="A folder of images (png, jpg, bmp, gif, tiff, webp; read recursively), an HDF5 file of vectors (N, d) or images (N, H, W[, C]) / (N, C, H, W), or built-in data: synthetic:n=8[,d=128][,samples=20000][,seed=0].")],
     capacity: Annotated[int, typer.Option("--capacity", "-m", help="Latent size m to start from; pick it well above the dimension you expect.")] = 64,
-    key: Annotated[Optional[str], typer.Option(help="Dataset inside the HDF5 file (optional when it holds exactly one).")] = None,
-    preset: Annotated[Preset, typer.Option(help="Architecture (SPEC §5). auto: vectors -> mlp, 28x28 gray -> mnist, 32x32 colour -> cifar, 64x64 colour -> celeba, other images -> conv (scales with --image-size).")] = Preset.auto,
-    channels: Annotated[Optional[int], typer.Option(help="Images: 1 (grayscale) or 3 (colour). [default: from the data (gray when every pixel has R = G = B), or the preset's]")] = None,
-    image_size: Annotated[Optional[int], typer.Option(help="Images: resize the shorter side and centre-crop to this square size. [default: the preset's resolution]")] = None,
+    key: Annotated[Optional[str], typer.Option(help="Dataset inside the HDF5 file. \\[default: the file's only dataset]")] = None,
+    preset: Annotated[Preset, typer.Option(help="Architecture: mlp (vectors); the MaskAAE papers' image networks mnist and fmnist (28x28 gray), cifar (32x32 colour), celeba (64x64 colour); conv (other image sizes, scales with --image-size). auto: vectors -> mlp, 28x28 gray -> mnist, 32x32 colour -> cifar, 64x64 colour -> celeba, other images -> conv.")] = Preset.auto,
+    channels: Annotated[Optional[int], typer.Option(help="Images: 1 (grayscale) or 3 (colour). \\[default: from the data (gray when every pixel has R = G = B), or the preset's]")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Images: resize the shorter side and centre-crop to this square size. \\[default: the preset's resolution]")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Images: stop at an unreadable file instead of skipping it (skipped files are counted in the summary).")] = False,
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the WAE-GP baseline: the same model with the mask fixed at one.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and training; the same seed repeats a CPU run exactly on the same kind of CPU.")] = 0,
     device: Annotated[Device, typer.Option(help="auto uses a CUDA GPU when there is one.")] = Device.auto,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. [default: 50000; 10000 with --no-mask; 500000 with --schedule reference]")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. \\[default: 50000; 10000 with --no-mask; 500000 with --schedule reference]")] = None,
     schedule: Annotated[Schedule, typer.Option(help="latentdim: once the auto-encoder has converged, dims close in rounds, each checked against --loss-budget, fast. reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
-    closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask, which closes dims when --loss-budget is 0. [default: 5]")] = None,
-    loss_budget: Annotated[Optional[float], typer.Option(help="Close dimensions only while the held-out reconstruction keeps all but this fraction of what the latent code explains (never less than 3x the training noise): the dimensions whose removal costs least close in rounds, each measured after the networks adapt (500 steps for vectors, 1,000 for images), a round that costs more is undone, and closing stops when removing one dimension fails twice. 0 turns the rule off (then the closing pressure closes until m_A is stable). [default: 0.02]")] = None,
+    closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask, which closes dims when --loss-budget is 0. \\[default: 5]")] = None,
+    loss_budget: Annotated[Optional[float], typer.Option(help="Close dimensions only while the held-out reconstruction keeps all but this fraction of what the latent code explains (never less than 3x the training noise): the dimensions whose removal costs least close in rounds, each measured after the networks adapt (500 steps for vectors, 1,000 for images), a round that costs more is undone, and closing stops when removing one dimension fails twice. 0 turns the rule off (then the closing pressure closes until m_A is stable). \\[default: 0.02]")] = None,
     batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
-    width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks (default: the preset's). A narrower network is faster but can need more codes than the data's dimension.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions.")] = None,
-    export: Annotated[Optional[Path], typer.Option(help="Also write the masked generator as ONNX to this file (see `latentdim export`).")] = None,
-    fid_weights: Annotated[Optional[Path], typer.Option(help="Images: the FID Inception weights (weights-inception-2015-12-05-6726825d.pth). [default: $LATENTDIM_FID_WEIGHTS, else the torch hub cache, downloaded when online]")] = None,
+    width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks. A narrower network is faster but can need more codes than the data's dimension. \\[default: the preset's]")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions. \\[default: none: nothing is written]")] = None,
+    export: Annotated[Optional[Path], typer.Option(help="Also write the masked generator as ONNX to this file (see `latentdim export`). \\[default: none]")] = None,
+    fid_weights: Annotated[Optional[Path], typer.Option(help="Images: the FID Inception weights (weights-inception-2015-12-05-6726825d.pth). \\[default: $LATENTDIM_FID_WEIGHTS, else the torch hub cache, downloaded when online]")] = None,
     fid_samples: Annotated[int, typer.Option(help="Images: generated and real images compared by FID / KID (Inception takes ~0.5 s an image on a CPU).")] = 10_000,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run from the checkpoint in its --out folder (repeat the original command and add this).")] = None,
     checkpoint_every: Annotated[str, typer.Option(help="With --out: write checkpoint.pt every N steps ('500') or minutes ('10m').")] = "10m",
@@ -274,7 +298,7 @@ def estimate(
             err_console.print(f"wrote the generator (input z of size {result.m_active}) to {escape(str(export))}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=Command)
 def export(
     run: Annotated[Path, typer.Argument(help="The --out folder of `latentdim estimate` (holding checkpoint.pt), or the checkpoint file itself.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="ONNX file to write, e.g. model.onnx (replaced if it exists).")],
@@ -303,14 +327,14 @@ class SampleFormat(str, Enum):
     npy = "npy"
 
 
-@app.command()
+@app.command(cls=Command)
 def sample(
     model: Annotated[Path, typer.Argument(help="An ONNX generator from `latentdim export` (or any ONNX model with one float input (batch, k)).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (created if missing): PNGs and grid.png for images, samples.h5 or samples.npy for vectors.")] = Path("samples"),
     n: Annotated[int, typer.Option("-n", "--num-samples", help="Number of samples to draw.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of z ~ N(0, I); the same seed gives the same samples.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Samples per onnxruntime call; bounds memory for large -n.")] = 256,
-    fmt: Annotated[Optional[SampleFormat], typer.Option("--format", help="Vector models: h5 (dataset 'samples') or npy. [default: h5]")] = None,
+    fmt: Annotated[Optional[SampleFormat], typer.Option("--format", help="Vector models: h5 (dataset 'samples') or npy. \\[default: h5]")] = None,
 ) -> None:
     """Draw samples from an exported generator with onnxruntime (no torch needed).
 

@@ -203,3 +203,42 @@ def test_an_undefined_classical_estimator_does_not_stop_the_run(tmp_path):
     row = next(ln for ln in table.stderr.splitlines() if "TwoNN" in ln)
     assert "undefined (every point's two nearest neighbours are equidistant)" in row
     assert "error:" not in table.stderr
+
+
+def _help(*command):
+    result = run(*command, "--help", env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    # one line of words: the panel's borders out, a cell wrapped over lines joined again
+    return " ".join(result.stdout.replace("│", " ").split())
+
+
+def test_help_shows_every_default_and_no_value_on_flags():
+    from latentdim.train import LOSS_BUDGET, NO_MASK_MAX_STEPS, TrainConfig
+
+    text = _help("estimate")
+    default, reference = TrainConfig(), TrainConfig.reference()
+    for shown in (
+        "[default: 64]",  # --capacity, --batch-size
+        "[default: the file's only dataset]",
+        "[default: auto]",
+        "[default: from the data (gray when every pixel has R = G = B), or the preset's]",
+        "[default: the preset's resolution]",
+        "[default: 0]",
+        f"[default: {default.max_steps}; {NO_MASK_MAX_STEPS} with --no-mask; {reference.max_steps} with --schedule reference]",
+        "[default: latentdim]",
+        f"[default: {default.closing_pressure:g}]",
+        f"[default: {LOSS_BUDGET}]",
+        "[default: the preset's]",
+        "[default: none: nothing is written]",
+        "[default: none]",
+        "[default: $LATENTDIM_FID_WEIGHTS, else the torch hub cache, downloaded when online]",
+        "[default: 10000]",
+        "[default: 10m]",
+    ):
+        assert shown in text, shown
+    assert "SPEC" not in text and "§" not in text
+    assert "--strict Images:" in text and "--json Print" in text  # no type between a flag and its help
+    assert "[default: h5]" in _help("sample")
+    for command in ((), ("export",), ("sample",)):
+        words = _help(*command)
+        assert "<bool>" not in words and "SPEC" not in words
