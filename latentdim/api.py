@@ -331,6 +331,24 @@ def check_out(out: str | os.PathLike[str] | None) -> None:
         raise LatentdimError(f"cannot create output folder {path}: {ancestor} is not writable")
 
 
+def check_no_earlier_run(out: str | os.PathLike[str] | None) -> None:
+    """Refuses, deleting nothing, an output folder that already holds a run's files, so a second
+    run does not silently replace the first one's results.
+
+    Raises:
+        LatentdimError: if ``out`` holds any of :data:`OUTPUT_FILES`.
+    """
+    if out is None:
+        return
+    path = Path(out)
+    found = [name for name in OUTPUT_FILES if (path / name).exists()]
+    if found:
+        raise LatentdimError(
+            f"--out {path} already holds a run ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}); "
+            f"choose another folder, add --force to replace that run, or use --resume {path} if it was interrupted"
+        )
+
+
 def prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
     """Creates the output folder once the data have loaded and the model is built (so bad input
     leaves no empty folder behind) and removes temporaries that a killed run left behind
@@ -440,6 +458,10 @@ def write_outputs(
     files["result"] = out / "result.json"
     files["report"] = out / "report.html"
     result.files = {name: str(path) for name, path in files.items()}
+    written = {path.name for path in files.values()}
+    for name in OUTPUT_FILES:  # an earlier run's pictures (overwrite=True) would pass for this one's
+        if name not in written:
+            (out / name).unlink(missing_ok=True)
     payload = (json.dumps(result.to_dict(), indent=2) + "\n").encode()
     atomic_write(files["result"], lambda f: f.write(payload))
     from latentdim.report import pictures_from_files, write_report
@@ -474,6 +496,7 @@ def estimate(
     fid_weights: str | os.PathLike[str] | None = None,
     fid_samples: int = 10_000,
     on_stage: Callable[..., None] | None = None,
+    overwrite: bool = False,
 ) -> EstimateResult:
     """Trains a MaskAAE on ``source`` and returns the estimated latent dimension m_A.
 
@@ -522,6 +545,9 @@ def estimate(
         on_stage: called as ``on_stage(text)`` when a slow step outside training starts
             (classical estimators, evaluation, FID, writing the outputs, export), and as
             ``on_stage(text, done, total)`` while one counts items (FID's Inception features).
+        overwrite: replace the files of an earlier run in ``out`` (those of :data:`OUTPUT_FILES`
+            that this run does not write are removed once it has written its own). Without it, an
+            ``out`` that already holds a run is refused before anything is read or written.
 
     Returns:
         An :class:`EstimateResult`. Nothing is printed.
@@ -530,7 +556,8 @@ def estimate(
         LatentdimError: bad source, bad settings, too little data (the classical estimators
             need 3 distinct samples; ``baselines=False`` skips them; one that is undefined on the
             data is None in ``baselines`` with its reason in ``baseline_errors``), no room for checkpoints,
-            a checkpoint that cannot be resumed, or training that diverged twice.
+            a checkpoint that cannot be resumed, an ``out`` that holds an earlier run (without
+            ``overwrite`` or ``resume``), or training that diverged twice.
         TrainingInterrupted: ``should_stop`` returned True.
     """
     from latentdim import __version__
@@ -576,6 +603,8 @@ def estimate(
     fid_weights_path = find_weights(fid_weights)  # a bad explicit path fails now, not after training
     dev = resolve_device(device)
     check_out(out)
+    if saved is None and not overwrite:
+        check_no_earlier_run(out)
     if export is not None:
         from latentdim.export import check_output_path
 

@@ -227,6 +227,7 @@ def estimate(
     fid_weights: Annotated[Optional[Path], typer.Option(help="Images: the FID Inception weights (weights-inception-2015-12-05-6726825d.pth). \\[default: $LATENTDIM_FID_WEIGHTS, else the torch hub cache, downloaded when online]")] = None,
     fid_samples: Annotated[int, typer.Option(help="Images: generated and real images compared by FID / KID (Inception takes ~0.5 s an image on a CPU).")] = 10_000,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run from the checkpoint in its --out folder (repeat the original command and add this).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --out: replace the files of an earlier run in that folder (without it such a folder is refused).")] = False,
     checkpoint_every: Annotated[str, typer.Option(help="With --out: write checkpoint.pt every N steps ('500') or minutes ('10m').")] = "10m",
     no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Skip the classical estimators (TwoNN, MLE, local PCA on up to 5,000 samples) shown beside m_A.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout and nothing else there.")] = False,
@@ -270,6 +271,7 @@ def estimate(
                     baselines=not no_baselines, on_load=display.on_load, resume=resume, should_stop=stop.requested,
                     checkpoint_steps=steps_every, checkpoint_seconds=seconds_every, command=command,
                     fid_weights=fid_weights, fid_samples=fid_samples, on_stage=display.on_stage,
+                    overwrite=force,
                 )
         except LatentdimError as e:
             fail(str(e))

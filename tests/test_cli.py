@@ -242,3 +242,53 @@ def test_help_shows_every_default_and_no_value_on_flags():
     for command in ((), ("export",), ("sample",)):
         words = _help(*command)
         assert "<bool>" not in words and "SPEC" not in words
+
+
+def test_out_holding_a_run_is_refused_unless_force_or_resume(tmp_path):
+    out = tmp_path / "run"
+    args = ["estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--out", out, "--no-baselines", *TINY]
+    assert run(*args).exit_code == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    (out / "notes.txt").write_text("mine")
+    line = one_error_line(run(*args, "--seed", "1"))
+    assert f"--out {out} already holds a run" in line and "--force" in line and f"--resume {out}" in line
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "notes.txt"} == before  # nothing touched
+    assert (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "result.json").read_text())["seed"] == 0
+    forced = run(*args, "--seed", "1", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert json.loads((out / "result.json").read_text())["seed"] == 1
+    assert (out / "notes.txt").read_text() == "mine"  # only a run's own files are replaced
+    other = tmp_path / "empty"  # a folder without a run's files is fine
+    other.mkdir()
+    assert run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--out", other, *TINY).exit_code == 0
+
+
+def test_resume_continues_in_a_folder_that_holds_the_interrupted_run(tmp_path):
+    import latentdim
+    from latentdim.errors import TrainingInterrupted
+    from latentdim.train import TrainConfig
+
+    out = tmp_path / "run"
+    calls = []
+    with pytest.raises(TrainingInterrupted):
+        latentdim.estimate("synthetic:n=2,d=8,samples=200", capacity=4, width=16, baselines=False, out=out,
+                           config=TrainConfig(max_steps=5, batch_size=16),
+                           should_stop=lambda: calls.append(1) or len(calls) >= 2)
+    assert (out / "checkpoint.pt").exists() and not (out / "result.json").exists()
+    args = ["estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--no-baselines", *TINY]
+    assert "already holds a run (checkpoint.pt)" in one_error_line(run(*args, "--out", out))
+    resumed = run(*args, "--resume", out)
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((out / "result.json").read_text())["steps"] == 5
+
+
+def test_force_removes_an_earlier_runs_pictures_this_run_does_not_write(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "samples.png").write_bytes(b"an image run's samples")  # as an earlier image run left it
+    args = ["estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--out", out, "--no-baselines", *TINY]
+    assert "already holds a run (samples.png)" in one_error_line(run(*args))
+    assert (out / "samples.png").exists()
+    assert run(*args, "--force").exit_code == 0
+    assert not (out / "samples.png").exists() and (out / "result.json").exists()
