@@ -16,10 +16,19 @@ __version__ = "0.1.0"
 __all__ = ["EstimateResult", "LatentdimError", "__version__", "estimate"]
 
 
+#: Names :func:`__getattr__` imports from :mod:`latentdim.api` on first use.
+_LAZY = ("EstimateResult", "estimate")
+
+
 def __getattr__(name: str) -> Any:
     # PEP 562: `latentdim.estimate` imports the training stack only when it is asked for.
-    if name in ("estimate", "EstimateResult"):
+    if name in _LAZY:
         from latentdim import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'latentdim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # PEP 562: dir() and tab completion list the lazy names too, without importing torch.
+    return sorted({*globals(), *_LAZY})

@@ -114,3 +114,23 @@ def test_a_pressure_that_closes_every_dimension_is_not_silent():
     console = Console(width=300, record=True)
     console.print(result_table(result))
     assert "no dimension was left open" in console.export_text()
+
+
+def test_the_package_root_lists_its_lazy_names_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, latentdim; d = dir(latentdim); print('estimate' in d, 'EstimateResult' in d, 'torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["True", "True", "False"], proc.stderr
+    assert set(latentdim.__all__) <= set(dir(latentdim))
+
+
+def test_the_sampling_function_the_changelog_names_exists():
+    import inspect
+
+    from latentdim.metrics.fid import compute_fid
+    from latentdim.sample import sample
+
+    assert "on_progress" in inspect.signature(sample).parameters
+    assert "on_progress" in inspect.signature(compute_fid).parameters
