@@ -21,7 +21,9 @@ Suites:
 Usage: python bench/benchmark.py [--suite skdim synthetic family] [--only NAME ...]
        [--seeds 0 1 2] [--jobs 2] [--csv bench/out/benchmark.csv] [--log runs.jsonl]
        [-- extra estimate options]
-`--jobs N` runs N estimates at a time with the cores split between them. With two jobs on a
+`--jobs N` runs N estimates at a time with the cores split between them (`--threads` overrides).
+To time another version side by side, run a second copy at once with PYTHONPATH pointing at its
+checkout (the estimates run `python -m latentdim`, which then imports that one). With two jobs on a
 2-core machine the three suites take several hours; `--only` picks cases by name.
 """
 
@@ -150,6 +152,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="case names (see the table); default every case of the suites")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=1, help="estimates run at a time (the cores are split between them)")
+    ap.add_argument("--threads", type=int, help="threads per estimate (default: the cores divided by --jobs)")
     ap.add_argument("--csv", default="bench/out/benchmark.csv", help="where the table goes as CSV")
     ap.add_argument("--log", help="also append each run's JSON result to this file as it finishes (one line per run)")
     ap.add_argument("extra", nargs="*", help="options passed to every estimate call (after --)")
@@ -159,7 +162,7 @@ def main() -> None:
     if a.only and len(chosen) != len(set(a.only)):
         known = ", ".join(c.name for c in cases(a.suite))
         raise SystemExit(f"unknown case in --only; the cases are: {known}")
-    threads = max(1, (os.cpu_count() or 1) // a.jobs)
+    threads = a.threads or max(1, (os.cpu_count() or 1) // a.jobs)
     results: dict[tuple[str, int], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}

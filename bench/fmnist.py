@@ -81,7 +81,7 @@ def run(source: Path, capacity: int, seed: int, args: argparse.Namespace, wae_st
     name = f"{source.stem}-m{capacity}-s{seed}" + ("" if wae_steps is None else "-wae")
     cmd = [
         sys.executable, "-m", "latentdim", "estimate", str(source), "--preset", "fmnist", "--capacity", str(capacity),
-        "--seed", str(seed), "--json", "--out", str(OUT / "runs" / name),
+        "--seed", str(seed), "--json", "--out", str(OUT / "runs" / name), "--force",  # a rerun replaces its run
     ]
     if args.width:
         cmd += ["--width", str(args.width)]

@@ -100,7 +100,7 @@ def main() -> None:
         if "mlp" in lines:
             folder = work / "mlp"
             check([*cli, "estimate", "synthetic:n=8", "--capacity", "16", "--max-steps", str(a.steps),
-                   "--device", "cpu", "--out", str(folder / "run"), "--json"])
+                   "--device", "cpu", "--out", str(folder / "run"), "--force", "--json"])
             check([*cli, "export", str(folder / "run"), "-o", str(folder / "model.onnx")])
             walls = time_sampling(cli, folder / "model.onnx", folder, a.n, a.runs)
             rows.append((f"mlp (vectors d=128, synthetic:n=8, m=16, {a.steps} steps, samples.h5)", walls, None))
