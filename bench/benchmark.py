@@ -22,8 +22,8 @@ Usage: python bench/benchmark.py [--suite skdim synthetic family] [--only NAME .
        [--seeds 0 1 2] [--jobs 2] [--csv bench/out/benchmark.csv] [--log runs.jsonl]
        [-- extra estimate options]
 `--jobs N` runs N estimates at a time with the cores split between them (`--threads` overrides).
-To time another version side by side, run a second copy at once with PYTHONPATH pointing at its
-checkout (the estimates run `python -m latentdim`, which then imports that one). With two jobs on a
+To time another version side by side, run a second copy at once with `--python` naming the
+interpreter of a virtual environment where that version is installed. With two jobs on a
 2-core machine the three suites take several hours; `--only` picks cases by name.
 """
 
@@ -132,8 +132,8 @@ def tolerance(intrinsic: int) -> int:
     return max(1, round(0.2 * intrinsic))
 
 
-def run(case: Case, path: str, seed: int, threads: int, extra: list[str], baselines: bool) -> dict:
-    cmd = [sys.executable, "-m", "latentdim", "estimate", path, "--capacity", str(case.capacity),
+def run(case: Case, path: str, seed: int, threads: int, extra: list[str], baselines: bool, python: str) -> dict:
+    cmd = [python, "-m", "latentdim", "estimate", path, "--capacity", str(case.capacity),
            "--seed", str(seed), "--json", *([] if baselines else ["--no-baselines"]), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.perf_counter()
@@ -152,6 +152,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="case names (see the table); default every case of the suites")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=1, help="estimates run at a time (the cores are split between them)")
+    ap.add_argument("--python", default=sys.executable,
+                    help="interpreter whose latentdim runs the estimates (default this one)")
     ap.add_argument("--threads", type=int, help="threads per estimate (default: the cores divided by --jobs)")
     ap.add_argument("--csv", default="bench/out/benchmark.csv", help="where the table goes as CSV")
     ap.add_argument("--log", help="also append each run's JSON result to this file as it finishes (one line per run)")
@@ -177,7 +179,7 @@ def main() -> None:
 
         def one(job: tuple[Case, int]) -> None:
             case, seed = job
-            r = run(case, paths[case.name], seed, threads, a.extra, baselines=seed == a.seeds[0])
+            r = run(case, paths[case.name], seed, threads, a.extra, baselines=seed == a.seeds[0], python=a.python)
             results[(case.name, seed)] = r
             if a.log:
                 with open(a.log, "a") as f:
