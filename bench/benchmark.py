@@ -137,7 +137,8 @@ def run(case: Case, path: str, seed: int, threads: int, extra: list[str], baseli
            "--seed", str(seed), "--json", *([] if baselines else ["--no-baselines"]), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    # outside the checkout, so `-m latentdim` imports the interpreter's installed version, not ./latentdim
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}", "wall": wall}
