@@ -13,15 +13,19 @@ from latentdim.errors import LatentdimError
 
 __version__ = "0.1.0"
 
-__all__ = ["EstimateResult", "LatentdimError", "__version__", "estimate"]
+__all__ = ["EstimateResult", "LatentdimError", "MaskAAE", "TrainConfig", "__version__", "estimate"]
 
 
 #: Names :func:`__getattr__` imports from :mod:`latentdim.api` on first use.
-_LAZY = ("EstimateResult", "estimate")
+_LAZY = ("EstimateResult", "TrainConfig", "estimate")
 
 
 def __getattr__(name: str) -> Any:
     # PEP 562: `latentdim.estimate` imports the training stack only when it is asked for.
+    if name == "MaskAAE":  # the scikit-learn style estimator, not the torch module of latentdim.models
+        from latentdim.estimator import MaskAAE
+
+        return MaskAAE
     if name in _LAZY:
         from latentdim import api
 
@@ -31,4 +35,4 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     # PEP 562: dir() and tab completion list the lazy names too, without importing torch.
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, "MaskAAE"})

@@ -2,4 +2,4 @@
 
 from latentdim.cli import app
 
-app()
+app(prog_name="latentdim")

@@ -21,7 +21,8 @@ import torch
 from latentdim import losses
 from latentdim.checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
 from latentdim.data import Standardiser, VectorData, from_array, load_source
-from latentdim.data.vectors import SYNTHETIC_PREFIX
+from latentdim.data.arrays import array_file_kind, read_array_file
+from latentdim.data.vectors import SYNTHETIC_PREFIX, as_array
 from latentdim.errors import LatentdimError, TrainingInterrupted
 from latentdim.fileio import atomic_write
 from latentdim.metrics import classical_estimates_or_reasons, frechet_distance_samples, nac, precision_recall
@@ -38,6 +39,21 @@ NO_DIMENSION_LEFT = (
     "no dimension was left open: the closing pressure closed every one, which says nothing about the "
     "data's dimension; run with the default loss budget (closing in verified rounds)"
 )
+
+class EstimateWarning(UserWarning):
+    """m_A that is not an answer: nothing left open, or training that did not settle. The command
+    line shows these in its table instead."""
+
+
+def unsettled_text(result: EstimateResult) -> str | None:
+    """Why ``result`` is not an answer yet (None when it settled), with what to do about it."""
+    if result.settled:
+        return None
+    how = f"stopped at the step limit ({result.steps:,} steps)" if result.stop_reason == "max_steps" else result.stop_reason
+    undecided = f", {result.undecided} dimension(s) undecided" if result.undecided else ""
+    again = " (a larger max_steps with resume continues it)" if result.stop_reason == "max_steps" else ""
+    return f"not settled: {how} in phase '{result.phase}'{undecided}; m_A may still change{again}"
+
 
 #: Samples used for the final diagnostics (reconstruction, W, Frechet distance, NAC).
 EVAL_SAMPLES = 5000
@@ -93,11 +109,65 @@ class EstimateResult:
     skipped_examples: list[str] = field(default_factory=list)
     # classical estimators undefined on this data: name -> why (its value in baselines is None)
     baseline_errors: dict[str, str] = field(default_factory=dict)
+    # False when training ended before the mask settled (the --max-steps limit) or with dims
+    # undecided: m_A is then a snapshot, not an answer (see ``phase`` and :func:`unsettled_text`)
+    settled: bool = True
+    phase: str = ""  # the schedule's phase when training ended: warmup, close, hold, polish, refine, ...
+    # the trained MaskAAE (torch module, eval mode) and the vectors' standardiser: what encode,
+    # decode and sample use; not part of the JSON
+    model: MaskAAE | None = field(default=None, repr=False, compare=False)
+    standardiser: Standardiser | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able fields (arrays excluded)."""
-        skip = {"covariance", "history_steps", "history_mask"}
+        """JSON-able fields (arrays and the model excluded)."""
+        skip = {"covariance", "history_steps", "history_mask", "model", "standardiser"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+    def _fitted(self) -> MaskAAE:
+        if self.model is None:
+            raise LatentdimError("this result holds no model (it was read back from JSON); run estimate again")
+        return self.model
+
+    @torch.no_grad()
+    def encode(self, x: Any) -> np.ndarray:
+        """The codes of ``x`` (samples in the units and shape the model was trained on) on the
+        active dimensions: an (N, m_A) float32 array on the scale of the prior N(0, I), so
+        ``decode(encode(x))`` reconstructs ``x``."""
+        model = self._fitted()
+        device = next(model.parameters()).device
+        if self.standardiser is not None:
+            rows = self.standardiser.transform(from_array(x, "x").x)
+        else:
+            images = as_array(x, "x")
+            if images.shape[1:] != tuple(self.data_shape):
+                raise LatentdimError(f"x has images of shape {images.shape[1:]}; this model takes {tuple(self.data_shape)} (N, C, H, W)")
+            rows = images
+        codes = _chunked(model.encoder, model_input(torch.as_tensor(np.ascontiguousarray(rows)).to(device)))
+        return codes[:, self.active].cpu().numpy()  # unmasked, like the generator's input z ~ N(0, I)
+
+    @torch.no_grad()
+    def decode(self, z: Any) -> np.ndarray:
+        """Data from codes ``z`` (N, m_A) on the active dimensions: vectors in the data's units,
+        images (N, C, H, W) in [0, 1]."""
+        model = self._fitted()
+        device = next(model.parameters()).device
+        codes = np.asarray(z, dtype=np.float32)
+        if codes.ndim != 2 or codes.shape[1] != len(self.active):
+            raise LatentdimError(f"z has shape {codes.shape}; it needs (N, {len(self.active)}), one value per active dimension")
+        mu = model.mask()
+        full = torch.zeros(codes.shape[0], mu.shape[0], device=device)
+        full[:, self.active] = torch.from_numpy(codes).to(device)
+        out = _chunked(model.decoder, mu * full) if len(codes) else torch.zeros((0, *self.data_shape))
+        if self.standardiser is None:
+            return torch.sigmoid(out).cpu().numpy()
+        return self.standardiser.inverse(out.cpu().numpy())
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` new samples from the generator: z ~ N(0, I) on the active dimensions, decoded."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise LatentdimError(f"n must be a non-negative integer, got {n!r}")
+        z = np.random.default_rng(seed).standard_normal((n, len(self.active))).astype(np.float32)
+        return self.decode(z)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -199,10 +269,14 @@ def _load(
         raise LatentdimError(f"--image-size must be an integer of at least 8, got {image_size!r}")
     if channels is not None and channels not in (1, 3):
         raise LatentdimError(f"--channels must be 1 or 3, got {channels!r}")
-    if _is_image_source(source, key):
-        from latentdim.data.images import inspect_images, load_images
+    array, what = _read_array(source, key)
+    if (array is not None and array.ndim in (3, 4)) or (array is None and _is_image_source(source, key)):
+        from latentdim.data.images import inspect_image_array, inspect_images, load_images
 
-        found = inspect_images(source, key=key, channels=channels)  # a folder's headers, read once
+        if array is not None:
+            found = inspect_image_array(array, what, channels)
+        else:
+            found = inspect_images(source, key=key, channels=channels)  # a folder's headers, read once
         native = found.native_shape
         name, shape = plan_images(preset, native, channels, image_size)
         problem = check_image_shape(name, shape)
@@ -219,11 +293,27 @@ def _load(
         raise LatentdimError("--image-size and --channels apply to images (a folder or an HDF5 image array), not vectors")
     if isinstance(source, VectorData):
         vectors = source
-    elif isinstance(source, (str, os.PathLike)):
-        vectors = load_source(source, key=key)
+    elif array is not None:
+        vectors = from_array(array, what)
     else:
-        vectors = from_array(source)
+        vectors = load_source(source, key=key)
     return LoadedData(vectors.x, vectors.source, choose_preset(preset, vectors.x.shape[1:]))
+
+
+def _read_array(source: Any, key: str | None) -> tuple[np.ndarray | None, str]:
+    """An in-memory array-like or a .npy / .npz / CSV file as an array (its rank then says vectors
+    or images); ``(None, "")`` for the other sources (folders, HDF5, synthetic data)."""
+    if isinstance(source, VectorData):
+        return None, ""
+    if not isinstance(source, (str, os.PathLike)):
+        if key is not None:
+            raise LatentdimError("key applies to HDF5 and .npz files, not to an array in memory; drop it")
+        return as_array(source), "array"
+    if isinstance(source, str) and source.startswith(SYNTHETIC_PREFIX):
+        return None, ""
+    if array_file_kind(source) is None or os.path.isdir(source):
+        return None, ""
+    return read_array_file(source, key)
 
 
 def choose_preset(preset: str, data_shape: tuple[int, ...]) -> str:
@@ -497,15 +587,20 @@ def estimate(
     fid_samples: int = 10_000,
     on_stage: Callable[..., None] | None = None,
     overwrite: bool = False,
+    max_steps: int | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
 ) -> EstimateResult:
     """Trains a MaskAAE on ``source`` and returns the estimated latent dimension m_A.
 
     Args:
-        source: a folder of images, a path to an HDF5 file (vectors (N, d) or images (N, H, W),
-            (N, H, W, C), (N, C, H, W)), ``"synthetic:n=8[,d=..,samples=..,seed=..]"``, or an
-            array-like of shape (N, d).
+        source: a folder of images; an HDF5, ``.npy``, ``.npz`` or CSV file; an array-like
+            (numpy, torch, nested lists); or ``"synthetic:n=8[,d=..,samples=..,seed=..]"``. Arrays
+            of shape (N, d) are vectors; (N, H, W), (N, H, W, C) and (N, C, H, W) are images
+            (uint8, or floats in [0, 1]).
         capacity: latent size m to start from; choose it generously above the expected answer.
-        key: dataset name inside an HDF5 file (optional when it holds exactly one).
+        key: dataset inside an HDF5 file, or array inside an ``.npz`` (optional when it holds
+            exactly one).
         preset: architecture preset (SPEC §5: ``mlp``, ``mnist``, ``fmnist``, ``cifar``,
             ``celeba``, or ``conv`` for images of other sizes), or ``"auto"`` to choose from the
             data's shape.
@@ -545,6 +640,10 @@ def estimate(
         on_stage: called as ``on_stage(text)`` when a slow step outside training starts
             (classical estimators, evaluation, FID, writing the outputs, export), and as
             ``on_stage(text, done, total)`` while one counts items (FID's Inception features).
+        max_steps, batch_size: shortcuts for the same fields of ``config`` (they override it;
+            with ``resume``, a larger ``max_steps`` continues a run that stopped at its limit).
+        progress: show progress on stderr (a live line on a terminal, plain lines in a log), as
+            the command line does; ignored when ``on_step`` is given.
         overwrite: replace the files of an earlier run in ``out`` (those of :data:`OUTPUT_FILES`
             that this run does not write are removed once it has written its own). Without it, an
             ``out`` that already holds a run is refused before anything is read or written.
@@ -572,7 +671,14 @@ def estimate(
         if out is not None and Path(out).resolve() != resume_dir.resolve():
             raise LatentdimError("--resume continues in the interrupted run's own folder; drop --out or give the same folder")
         saved = read_checkpoint(resume_dir / "checkpoint.pt")
-        if saved.get("finished", True) or "train_state" not in saved:
+        if "train_state" in saved and saved.get("stopped_at_limit"):
+            limit = int(saved["step"])
+            if max_steps is None or max_steps <= limit:
+                raise LatentdimError(
+                    f"the run in {resume_dir} stopped at its step limit ({limit:,}) before it settled; "
+                    f"to continue it, give a larger --max-steps (max_steps=) than {limit:,}"
+                )
+        elif saved.get("finished", True) or "train_state" not in saved:
             raise LatentdimError(
                 f"the run in {resume_dir} finished (step {saved.get('step', '?')}); nothing to resume; "
                 "start a new run with another --out"
@@ -586,6 +692,24 @@ def estimate(
         config = TrainConfig(**{**old, **saved["config"]})
     if config is None:
         config = TrainConfig() if use_mask else TrainConfig(max_steps=NO_MASK_MAX_STEPS)
+    for name, value in (("max_steps", max_steps), ("batch_size", batch_size)):
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise LatentdimError(f"{name} must be an integer, got {value!r}")
+            config = replace(config, **{name: value})
+    if progress and on_step is None:
+        from latentdim.progress import run_display
+
+        with run_display(config.max_steps) as display:
+            return estimate(
+                source, capacity, key=key, preset=preset, channels=channels, image_size=image_size, strict=strict,
+                use_mask=use_mask, seed=seed, device=device, config=config, width=width, out=out, export=export,
+                on_step=display.on_step, should_stop=should_stop, baselines=baselines,
+                on_load=on_load or display.on_load, resume=resume, checkpoint_steps=checkpoint_steps,
+                checkpoint_seconds=checkpoint_seconds, command=command, fid_weights=fid_weights,
+                fid_samples=fid_samples, on_stage=on_stage or display.on_stage, overwrite=overwrite,
+                max_steps=max_steps, batch_size=batch_size,
+            )
     if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
         raise LatentdimError(f"capacity must be a positive integer, got {capacity!r}")
     if config.batch_size < 1:
@@ -758,10 +882,20 @@ def estimate(
         closing_margin=None if (margin := closing_margin(rounds)) is None else round(margin, 4),
         skipped_examples=data.skipped_examples,
         baseline_errors=baseline_errors,
+        # the WAE baseline has no mask to settle: it trains to max_steps by design
+        settled=not use_mask or (outcome.stop_reason == "settled" and count_undecided(mu) == 0),
+        phase="" if outcome.last is None else outcome.last.phase,
+        model=model,
+        standardiser=standardiser,
     )
     if use_mask and result.m_active == 0:
-        warnings.warn(NO_DIMENSION_LEFT, stacklevel=2)
+        warnings.warn(NO_DIMENSION_LEFT, EstimateWarning, stacklevel=2)
+    if not result.settled:
+        warnings.warn(f"m_A {result.m_active}: {unsettled_text(result)}", EstimateWarning, stacklevel=2)
     extra = {**extra, "step": outcome.steps, "finished": True, "result": result.to_dict()}
+    if outcome.state is not None:  # stopped at max_steps: keep what a larger --max-steps continues from
+        extra.update(finished=False, stopped_at_limit=True,
+                     train_state={k: v for k, v in outcome.state.items() if k != "model"})
     if out_dir is not None:
         stage(f"writing pictures and report to {out_dir}")
         write_outputs(out_dir, result, model, spec, extra, diag, command)

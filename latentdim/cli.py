@@ -6,6 +6,7 @@ import json
 import shlex
 import signal
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -48,10 +49,13 @@ app = typer.Typer(
     cls=Group,
     help="How many latent dimensions does your data really have? Trains a MaskAAE and reports m_A.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True, emoji=False)  # paths such as ":x:.png" print as they are
+# The summary of `estimate` (its table and what it wrote) goes to stdout, progress and errors to
+# stderr: `latentdim estimate ... > summary.txt` keeps the result.
+out_console = Console(emoji=False)
 
 
 class Device(str, Enum):
@@ -152,14 +156,18 @@ def main(
 
 
 def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
-    from latentdim.api import NO_DIMENSION_LEFT
+    from latentdim.api import NO_DIMENSION_LEFT, unsettled_text
     from latentdim.report import BASELINE_NAMES, baseline_undefined_text, closing_margin_text, closing_rounds_text, skipped_text
 
     table = Table(title="latentdim estimate", show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
     kind = "MaskAAE" if result.use_mask else "WAE-GP baseline (--no-mask)"
-    table.add_row("active dimensions m_A", f"[bold green]{result.m_active}[/] of capacity {result.capacity}")
+    colour = "bold green" if result.settled else "bold yellow"
+    table.add_row("active dimensions m_A", f"[{colour}]{result.m_active}[/] of capacity {result.capacity}")
+    unsettled = unsettled_text(result)
+    if unsettled is not None:
+        table.add_row("warning", Text(unsettled, style="bold yellow"))
     if result.baselines is None:
         table.add_row("classical estimators", "skipped (--no-baselines)")
     else:
@@ -169,7 +177,7 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
             f"{b[k]:.2f}" if b.get(k) is not None else escape(baseline_undefined_text(k, result.baseline_errors) or "n/a")
             for k in BASELINE_NAMES
         ]
-        table.add_row("m_A | TwoNN | MLE | lPCA", f"[bold green]{result.m_active}[/] | " + " | ".join(cells))
+        table.add_row("m_A | TwoNN | MLE | lPCA", f"[{colour}]{result.m_active}[/] | " + " | ".join(cells))
     if result.use_mask and result.m_active == 0:
         table.add_row("warning", Text(NO_DIMENSION_LEFT, style="bold yellow"))
     table.add_row("undecided dimensions", str(result.undecided))
@@ -204,11 +212,28 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
     return table
 
 
+def continue_command(argv: list[str], folder: str, max_steps: int) -> str:
+    """The command that continues a run stopped at its step limit: ``argv`` with ``--resume
+    folder`` (unless it has one) and ``--max-steps`` set to ``max_steps``."""
+    args, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--max-steps":
+            i += 2
+            continue
+        if not arg.startswith("--max-steps="):
+            args.append(arg)
+        i += 1
+    if "--resume" not in args and not any(a.startswith("--resume=") for a in args):
+        args += ["--resume", folder]
+    return "latentdim " + shlex.join([*args, "--max-steps", str(max_steps)])
+
+
 @app.command(cls=Command)
 def estimate(
-    source: Annotated[str, typer.Argument(help="A folder of images (png, jpg, bmp, gif, tiff, webp; read recursively), an HDF5 file of vectors (N, d) or images (N, H, W[, C]) / (N, C, H, W), or built-in data: synthetic:n=8[,d=128][,samples=20000][,seed=0].")],
+    source: Annotated[str, typer.Argument(help="A folder of images (png, jpg, bmp, gif, tiff, webp; read recursively); an HDF5 (.h5), NumPy (.npy, .npz) or CSV (.csv, .tsv; one sample per row, an optional header row) file of vectors (N, d) or images (N, H, W[, C]) / (N, C, H, W); or built-in data: synthetic:n=8[,d=128][,samples=20000][,seed=0].")],
     capacity: Annotated[int, typer.Option("--capacity", "-m", help="Latent size m to start from; pick it well above the dimension you expect.")] = 64,
-    key: Annotated[Optional[str], typer.Option(help="Dataset inside the HDF5 file. \\[default: the file's only dataset]")] = None,
+    key: Annotated[Optional[str], typer.Option(help="Dataset inside the HDF5 file, or array inside the .npz. \\[default: the file's only one]")] = None,
     preset: Annotated[Preset, typer.Option(help="Architecture: mlp (vectors); the MaskAAE papers' image networks mnist and fmnist (28x28 gray), cifar (32x32 colour), celeba (64x64 colour); conv (other image sizes, scales with --image-size). auto: vectors -> mlp, 28x28 gray -> mnist, 32x32 colour -> cifar, 64x64 colour -> celeba, other images -> conv.")] = Preset.auto,
     channels: Annotated[Optional[int], typer.Option(help="Images: 1 (grayscale) or 3 (colour). \\[default: from the data (gray when every pixel has R = G = B), or the preset's]")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Images: resize the shorter side and centre-crop to this square size. \\[default: the preset's resolution]")] = None,
@@ -216,7 +241,7 @@ def estimate(
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the WAE-GP baseline: the same model with the mask fixed at one.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and training; the same seed repeats a CPU run exactly on the same kind of CPU.")] = 0,
     device: Annotated[Device, typer.Option(help="auto uses a CUDA GPU when there is one.")] = Device.auto,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled. \\[default: 50000; 10000 with --no-mask; 500000 with --schedule reference]")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps even if the mask has not settled (the table then says so; with --out, --resume DIR and a larger --max-steps continue). \\[default: 50000; 10000 with --no-mask; 500000 with --schedule reference]")] = None,
     schedule: Annotated[Schedule, typer.Option(help="latentdim: once the auto-encoder has converged, dims close in rounds, each checked against --loss-budget, fast. reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
     closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask, which closes dims when --loss-budget is 0. \\[default: 5]")] = None,
     loss_budget: Annotated[Optional[float], typer.Option(help="Close dimensions only while the held-out reconstruction keeps all but this fraction of what the latent code explains (never less than 3x the training noise): the dimensions whose removal costs least close in rounds, each measured after the networks adapt (500 steps for vectors, 1,000 for images), a round that costs more is undone, and closing stops when removing one dimension fails twice. 0 turns the rule off (then the closing pressure closes until m_A is stable). \\[default: 0.02]")] = None,
@@ -237,6 +262,7 @@ def estimate(
     Examples: latentdim estimate synthetic:n=8 --capacity 16;
     latentdim estimate ./images --capacity 128 --out runs/images
     """
+    from latentdim.api import EstimateWarning
     from latentdim.api import estimate as run_estimate
     from latentdim.progress import run_display
     from latentdim.train import NO_MASK_MAX_STEPS, TrainConfig
@@ -263,7 +289,8 @@ def estimate(
     command = "latentdim " + shlex.join(sys.argv[1:])
     with stop_on_signals() as stop:
         try:
-            with run_display(config.max_steps, err_console) as display:
+            with run_display(config.max_steps, err_console) as display, warnings.catch_warnings():
+                warnings.simplefilter("ignore", EstimateWarning)  # the table says it, in colour
                 result = run_estimate(
                     source, capacity, key=key, preset=preset.value, channels=channels, image_size=image_size,
                     strict=strict, use_mask=not no_mask, seed=seed, device=device.value,
@@ -271,7 +298,7 @@ def estimate(
                     baselines=not no_baselines, on_load=display.on_load, resume=resume, should_stop=stop.requested,
                     checkpoint_steps=steps_every, checkpoint_seconds=seconds_every, command=command,
                     fid_weights=fid_weights, fid_samples=fid_samples, on_stage=display.on_stage,
-                    overwrite=force,
+                    overwrite=force, max_steps=max_steps,
                 )
         except LatentdimError as e:
             fail(str(e))
@@ -291,13 +318,16 @@ def estimate(
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
     else:
-        err_console.print(result_table(result))
+        out_console.print(result_table(result))
         if result.files:
             names = ", ".join(Path(p).name for p in result.files.values())
             folder = Path(next(iter(result.files.values()))).parent  # --out, or the --resume folder
-            err_console.print(f"wrote {escape(names)} to {escape(str(folder))}", highlight=False, soft_wrap=True)
+            out_console.print(f"wrote {escape(names)} to {escape(str(folder))}", highlight=False, soft_wrap=True)
+        if not result.settled and result.stop_reason == "max_steps" and result.files:
+            again = continue_command(sys.argv[1:], str(folder), 2 * result.steps)
+            out_console.print(f"[yellow]continue with:[/] {escape(again)}", highlight=False, soft_wrap=True)
         if export is not None:
-            err_console.print(f"wrote the generator (input z of size {result.m_active}) to {escape(str(export))}", highlight=False, soft_wrap=True)
+            out_console.print(f"wrote the generator (input z of size {result.m_active}) to {escape(str(export))}", highlight=False, soft_wrap=True)
 
 
 @app.command(cls=Command)
@@ -342,7 +372,6 @@ def sample(
 
     Example: latentdim sample model.onnx -n 100 -o samples/
     """
-    import warnings
 
     from latentdim.progress import run_display
     from latentdim.sample import NoMetadataWarning

@@ -228,9 +228,10 @@ def _header(result: Mapping[str, Any], title: str) -> str:
     if _get(result, "version") is not None:
         bits.append(f"latentdim {_e(_get(result, 'version'))}")
     notes = []
-    stop = _get(result, "stop_reason")
-    if stop in ("max_steps", "interrupted", "diverged"):
-        notes.append(f"Training ended with stop reason '{_e(stop)}' before the mask settled: m_A may not be final.")
+    stop, settled, phase = _get(result, "stop_reason"), result.get("settled"), result.get("phase")
+    if settled is False or (settled is None and stop in ("max_steps", "interrupted", "diverged")):
+        where = f" in phase '{_e(phase)}'" if phase else ""
+        notes.append(f"Training ended with stop reason '{_e(stop)}'{where} before the mask settled: m_A may not be final.")
     undecided = _get(result, "undecided")
     if isinstance(undecided, int) and not isinstance(undecided, bool) and undecided > 0:
         notes.append(f"{undecided} active dimension(s) undecided (mask value below {DECIDED_THRESHOLD}).")

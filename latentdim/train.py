@@ -195,6 +195,21 @@ class MaskSchedule:
         """Closing-pressure weight in the current phase."""
         return self.config.closing_pressure if self.phase == "close" and not self.eliminate else 0.0
 
+    def steps_left(self, step: int, hold_steps: int) -> int | None:
+        """Steps left in the current phase when its length is known (an upper bound for a warm-up
+        that waits for a plateau); None for the phases that end on the mask (close under the
+        pressure, polish, reference)."""
+        cfg, in_phase = self.config, step - self.phase_start
+        if self.phase == "warmup":
+            return max(0, (cfg.max_warmup_steps if cfg.warmup_plateau else cfg.warmup_steps) - in_phase)
+        if self.phase == "close" and self.eliminate:
+            return max(0, cfg.eliminate_ramp - in_phase)
+        if self.phase == "hold":
+            return max(0, (hold_steps if self.eliminate else cfg.budget_hold) - in_phase)
+        if self.phase == "refine":
+            return max(0, cfg.refine_steps - in_phase)
+        return None
+
     def _enter(self, phase: str, step: int) -> None:
         self.phase, self.phase_start = phase, step
 
@@ -264,6 +279,9 @@ class StepStats:
     lambda3: float
     beta: float
     phase: str
+    # steps this phase has left, when its length is known (an elimination round's ramp and hold,
+    # refine); for a warm-up that waits for a plateau, at most this many; None when unknown
+    phase_left: int | None = None
 
 
 @dataclass
@@ -279,6 +297,9 @@ class TrainOutcome:
     # closing="eliminate": each round's step, open dims, k, dims tried, their ablation costs, the
     # error after the hold, the limit and whether the round was kept
     closing_rounds: list[dict[str, Any]] = field(default_factory=list)
+    # stop_reason "max_steps" with on_checkpoint: the training state at the limit, from which a
+    # run with a larger max_steps continues as if it had not stopped
+    state: dict[str, Any] | None = None
 
 
 def _latent_layers(model: MaskAAE) -> tuple[nn.Linear, nn.Linear]:
@@ -808,7 +829,8 @@ def train(
         interrupted = should_stop is not None and should_stop()
         if interrupted:
             outcome.stop_reason = "interrupted"
-        stats = StepStats(step, rec_value, w_value, m_active, undecided, lambda3, beta, schedule.phase)
+        stats = StepStats(step, rec_value, w_value, m_active, undecided, lambda3, beta, schedule.phase,
+                          None if (left := schedule.steps_left(step, hold_steps)) is None else min(left, config.max_steps - step))
         outcome.last = stats
         now = time.perf_counter()
         due = (checkpoint_steps is not None and step % checkpoint_steps == 0) or (
@@ -824,6 +846,8 @@ def train(
         if done or interrupted:
             break
     outcome.steps = step
+    if outcome.stop_reason == "max_steps" and on_checkpoint is not None:
+        outcome.state = capture()
     if elim is not None:
         outcome.closing_rounds = [dict(r) for r in elim.rounds]
     outcome.seconds = seconds_before + time.perf_counter() - start

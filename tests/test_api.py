@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import latentdim
 from latentdim.train import TrainConfig
@@ -134,3 +135,48 @@ def test_the_sampling_function_the_changelog_names_exists():
 
     assert "on_progress" in inspect.signature(sample).parameters
     assert "on_progress" in inspect.signature(compute_fid).parameters
+
+
+def test_estimate_takes_the_common_settings_as_keywords_and_gives_back_the_model():
+    # Issue 21, item 6: no TrainConfig import for the common settings; the result can encode,
+    # decode and sample with the trained model.
+    import latentdim
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(200, 5)) * [1, 2, 3, 4, 5] + 10).astype("float32")
+    result = latentdim.estimate(x, 3, max_steps=7, batch_size=16, width=16, baselines=False)
+    assert result.steps == 7 and result.model is not None
+    codes = result.encode(x[:10])
+    assert codes.shape == (10, result.m_active) and codes.dtype == np.float32
+    samples = result.sample(6, seed=1)
+    assert samples.shape == (6, 5)
+    np.testing.assert_array_equal(samples, result.sample(6, seed=1))  # seeded
+    # decode(encode(x)) is the reconstruction through the active dims (the exported generator's
+    # input): the model's own path with the inactive codes zeroed
+    model = result.model
+    with torch.no_grad():
+        std = result.standardiser.transform(x[:10])
+        mu = model.mask()
+        mu = mu * (mu >= 0.1)
+        direct = result.standardiser.inverse(model.decoder(mu * model.encoder(torch.from_numpy(std))).numpy())
+    np.testing.assert_allclose(result.decode(codes), direct, rtol=1e-5, atol=1e-5)
+    with pytest.raises(latentdim.LatentdimError, match=r"needs \(N, "):
+        result.decode(np.zeros((2, result.m_active + 1)))
+    assert "model" not in result.to_dict() and "standardiser" not in result.to_dict()
+    with pytest.raises(latentdim.LatentdimError, match="max_steps must be an integer"):
+        latentdim.estimate(x, 3, max_steps=2.5)
+
+
+def test_the_scikit_learn_style_estimator_follows_scikit_dimension():
+    import latentdim
+
+    x = np.random.default_rng(0).normal(size=(200, 4)).astype("float32")
+    est = latentdim.MaskAAE(capacity=3, max_steps=5, batch_size=16, width=16)
+    assert "MaskAAE" in dir(latentdim) and repr(est) == "MaskAAE(capacity=3, max_steps=5, batch_size=16, width=16)"
+    assert est.fit(x) is est
+    assert est.dimension_ == est.result_.m_active == sum(v >= 0.1 for v in est.result_.mask)
+    assert est.transform(x[:4]).shape == (4, est.dimension_)
+    clone = latentdim.MaskAAE(**est.get_params())
+    assert clone.fit_transform(x) == est.dimension_  # the same seed repeats the run
+    with pytest.raises(ValueError, match="no parameter 'capacty'"):
+        est.set_params(capacty=4)

@@ -30,9 +30,9 @@ def test_json_is_the_only_stdout():
 def test_table_shows_m_a_beside_the_classical_estimators():
     result = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", *TINY)
     assert result.exit_code == 0, result.output
-    row = next(ln for ln in result.stderr.splitlines() if "TwoNN" in ln)
+    row = next(ln for ln in result.stdout.splitlines() if "TwoNN" in ln)  # the summary is on stdout
     assert "m_A" in row and "MLE" in row and "lPCA" in row
-    assert "precision / recall (k = 3)" in result.stderr
+    assert "precision / recall (k = 3)" in result.stdout and "m_A | TwoNN" not in result.stderr
 
 
 def test_no_baselines_skips_them():
@@ -40,15 +40,14 @@ def test_no_baselines_skips_them():
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["baselines"] is None
     table = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--no-baselines", *TINY)
-    assert "skipped (--no-baselines)" in table.stderr and "TwoNN" not in table.stderr
+    assert "skipped (--no-baselines)" in table.stdout and "TwoNN" not in table.stdout
 
 
 def test_table_and_out_dir(tmp_path):
     out = tmp_path / "run"
     result = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", "--out", str(out), *TINY)
     assert result.exit_code == 0, result.output
-    assert "active dimensions m_A" in result.stderr
-    assert result.stdout == ""
+    assert "active dimensions m_A" in result.stdout and "active dimensions" not in result.stderr
     saved = json.loads((out / "result.json").read_text())
     assert saved["capacity"] == 4 and set(saved["baselines"]) == {"twonn", "mle", "lpca"}
     history = (out / "mask_history.csv").read_text().splitlines()
@@ -200,7 +199,7 @@ def test_an_undefined_classical_estimator_does_not_stop_the_run(tmp_path):
     assert "<td>undefined (every point&#x27;s two nearest neighbours are equidistant)</td>" in (out / "report.html").read_text()
     table = run("estimate", path, "-m", "3", *TINY, env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
-    row = next(ln for ln in table.stderr.splitlines() if "TwoNN" in ln)
+    row = next(ln for ln in table.stdout.splitlines() if "TwoNN" in ln)
     assert "undefined (every point's two nearest neighbours are equidistant)" in row
     assert "error:" not in table.stderr
 
@@ -219,7 +218,7 @@ def test_help_shows_every_default_and_no_value_on_flags():
     default, reference = TrainConfig(), TrainConfig.reference()
     for shown in (
         "[default: 64]",  # --capacity, --batch-size
-        "[default: the file's only dataset]",
+        "[default: the file's only one]",
         "[default: auto]",
         "[default: from the data (gray when every pixel has R = G = B), or the preset's]",
         "[default: the preset's resolution]",
@@ -292,3 +291,65 @@ def test_force_removes_an_earlier_runs_pictures_this_run_does_not_write(tmp_path
     assert (out / "samples.png").exists()
     assert run(*args, "--force").exit_code == 0
     assert not (out / "samples.png").exists() and (out / "result.json").exists()
+
+
+def test_an_unsettled_run_says_so_and_a_larger_max_steps_continues_it(tmp_path, monkeypatch):
+    # Issue 21, item 2: 40 steps end inside the warm-up; table, JSON and API say so.
+    out = tmp_path / "run"
+    args = ["estimate", "synthetic:n=2,d=8,samples=400", "-m", "4", "--width", "16", "--batch-size", "16",
+            "--no-baselines", "--out", out]
+    monkeypatch.setattr("sys.argv", ["latentdim", *map(str, args), "--max-steps", "40"])  # what the shell passes
+    table = run(*args, "--max-steps", "40", env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "not settled: stopped at the step limit (40 steps) in phase 'warmup'" in table.stdout
+    assert (f"continue with: latentdim estimate synthetic:n=2,d=8,samples=400 -m 4 --width 16 --batch-size 16 "
+            f"--no-baselines --out {out} --resume {out} --max-steps 80") in " ".join(table.stdout.split())
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["settled"] is False and saved["phase"] == "warmup" and saved["stop_reason"] == "max_steps"
+    again = run(*args, "--resume", out, "--max-steps", "40")
+    assert "larger --max-steps" in one_error_line(again)
+    resumed = run(*args, "--resume", out, "--max-steps", "80", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    whole = run(*[a if a != out else tmp_path / "whole" for a in args], "--max-steps", "80", "--json")
+    a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
+    assert a["steps"] == b["steps"] == 80
+    assert a["mask"] == b["mask"] and a["reconstruction_error"] == b["reconstruction_error"]  # as if never stopped
+
+
+def test_the_api_warns_when_the_run_did_not_settle():
+    import latentdim
+    from latentdim.api import EstimateWarning
+
+    x = np.random.default_rng(0).normal(size=(100, 4)).astype("float32")
+    with pytest.warns(EstimateWarning, match="not settled: stopped at the step limit"):
+        result = latentdim.estimate(x, 3, max_steps=5, batch_size=16, width=16, baselines=False)
+    assert result.settled is False and result.steps == 5 and result.phase == "warmup"
+    no_mask = latentdim.estimate(x, 3, max_steps=5, batch_size=16, width=16, baselines=False, use_mask=False)
+    assert no_mask.settled is True  # the WAE baseline has no mask to settle
+
+
+def test_piped_progress_is_plain_lines_and_the_summary_goes_to_stdout():
+    # CliRunner's stderr is not a terminal, as a log file is not
+    result = run("estimate", "synthetic:n=2,d=8,samples=200", "-m", "4", *TINY)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines and all(ln.startswith("[0:") for ln in lines), lines
+    assert any("training: warm-up" in ln and "step 5" in ln for ln in lines)
+    assert "\x1b" not in result.stderr and "active dimensions m_A" in result.stdout
+
+
+def test_shell_completion_completes_options_and_their_choices():
+    # Issue 21, item 9: Typer's completion (--install-completion puts this in the shell's rc file).
+    import os
+    import subprocess
+    import sys
+
+    def complete(*words):
+        env = {**os.environ, "_LATENTDIM_COMPLETE": "complete_bash", "COMP_WORDS": " ".join(["latentdim", *words]),
+               "COMP_CWORD": str(len(words))}
+        done = subprocess.run([sys.executable, "-m", "latentdim"], env=env, capture_output=True, text=True, timeout=60)
+        return done.stdout.split()
+
+    assert complete("estimate", "--pre") == ["--preset"]
+    assert complete("estimate", "data.h5", "--preset", "") == ["auto", "mlp", "mnist", "fmnist", "cifar", "celeba", "conv"]
+    assert "--install-completion" in run("--help").stdout

@@ -293,10 +293,10 @@ def test_load_hdf5_string_dataset_rejected_before_reading(tmp_path: Path) -> Non
         load_source(path)
 
 
-def test_load_non_hdf5_file(tmp_path: Path) -> None:
-    path = tmp_path / "data.csv"
+def test_load_a_file_of_no_known_format(tmp_path: Path) -> None:
+    path = tmp_path / "data.dat"
     path.write_text("1,2\n3,4\n")
-    with pytest.raises(LatentdimError, match=f"^{path} is not an HDF5 file$"):
+    with pytest.raises(LatentdimError, match=f"^{path} is not a file latentdim reads; use a folder of images, an HDF5"):
         load_source(path)
 
 

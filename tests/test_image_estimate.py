@@ -131,7 +131,7 @@ def test_cli_counts_skipped_files_and_strict_refuses_them(tmp_path):
     assert out["skipped_files"] == 1
     assert len(out["skipped_examples"]) == 1 and out["skipped_examples"][0].startswith("broken.png: ")
     table = run(*args)
-    assert "1 unreadable image files skipped" in table.stderr and "broken.png" in table.stderr
+    assert "1 unreadable image files skipped" in table.stdout and "broken.png" in table.stdout
     line = one_error_line(run(*args, "--strict"))
     assert "broken.png" in line
 
@@ -209,7 +209,7 @@ def test_fid_is_null_with_a_reason_when_the_weights_are_missing(tmp_path, monkey
     assert "--fid-weights" in payload["fid_reason"] and fid_mod.WEIGHTS_FILE in payload["fid_reason"]
     table = run("estimate", tmp_path / "imgs", "-m", "3", "--width", "8", "--max-steps", "2", "--batch-size", "8",
                 "--no-baselines")
-    assert "not computed" in table.stderr
+    assert "not computed" in table.stdout
 
 
 def test_a_missing_fid_weights_path_fails_before_training(tmp_path):

@@ -10,9 +10,9 @@ from latentdim.progress import RunDisplay, run_display
 from latentdim.train import StepStats, TrainConfig
 
 
-def _step(step: int) -> StepStats:
+def _step(step: int, phase: str = "close", left: int | None = None) -> StepStats:
     return StepStats(step=step, reconstruction=0.25, wasserstein=0.1, m_active=3, undecided=1, lambda3=2.5,
-                     beta=5.0, phase="closing")
+                     beta=5.0, phase=phase, phase_left=left)
 
 
 def test_every_part_takes_over_the_line_from_the_one_before():
@@ -30,23 +30,40 @@ def test_every_part_takes_over_the_line_from_the_one_before():
         display.on_stage("FID: Inception features", 128, 128)
         display.on_stage("writing pictures and report to out")
     text = buffer.getvalue()
-    for words in ("decoding images", "classical estimators", "step      2/100", "m_A 3 (1 undecided)",
+    for words in ("decoding images", "classical estimators", "step 2", "m_A 3 (1 undecided)",
                   "evaluating on 200 samples", "FID: Inception features", "128/128", "writing pictures"):
         assert words in text, words
 
 
-def test_a_file_gets_the_last_training_bar_only():
-    # Not a terminal (a log file): step lines are transient and leave nothing; the training bar
-    # leaves its final state once.
+def test_a_log_gets_plain_lines_at_phase_changes_and_the_last_report(monkeypatch):
+    # Not a terminal (a log file): no live lines or escape codes; each slow step once, a training
+    # line at each change of phase, the ones in between held back but the last one written.
+    now = [0.0]
+    monkeypatch.setattr("latentdim.progress.time.monotonic", lambda: now[0])
     buffer = io.StringIO()
-    display = RunDisplay(10, Console(file=buffer, force_terminal=False, width=150))
+    display = RunDisplay(10_000, Console(file=buffer, force_terminal=False, width=80))
     display.on_stage("classical estimators")
-    display.on_step(_step(7))
-    display.on_stage("evaluating")
+    for t, stats in enumerate([
+        _step(25, "warmup", 9_975),  # the first report: no rate yet, no time left
+        _step(50, "warmup", 9_950),  # same phase, 1 s later: held back
+        _step(75, "hold", 425),  # new phase: written, with its time left (25 steps/s)
+        _step(100, "hold", 400),  # held back, then written before the next stage
+    ], start=1):
+        now[0] = float(t)
+        display.on_step(stats)
+    now[0] = 10.0
+    display.on_stage("evaluating", 1, 2)
+    display.on_stage("evaluating", 2, 2)  # the same stage: not repeated
     display.close()
-    text = buffer.getvalue()
-    assert "classical" not in text and "evaluating" not in text
-    assert text.count("step      7/10") == 1
+    lines = buffer.getvalue().splitlines()
+    assert "\x1b" not in buffer.getvalue()
+    assert [ln.split("] ", 1)[1].split(";")[0] for ln in lines] == [
+        "classical estimators", "training: warm-up (all dims open, until the fit plateaus)",
+        "training: checking a closing round, 0:00:17 left",  # 425 steps at 25 steps/s
+        "training: checking a closing round, 0:00:16 left", "evaluating (2)",
+    ]
+    assert "step 100  m_A 3 (1 undecided)" in lines[3]
+    assert all(len(ln) > 0 for ln in lines)
 
 
 def test_the_api_names_each_slow_step(tmp_path):

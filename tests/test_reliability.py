@@ -145,9 +145,9 @@ def test_resume_refuses_a_different_run_and_a_finished_one(tmp_path, reference):
     assert "seed" in line
     line = one_error_line(run("estimate", *ARGS, "--resume", out, "--out", tmp_path / "elsewhere"))
     assert "own folder" in line
-    resume(out)
+    resume(out)  # ends at its --max-steps before settling: only a larger limit continues it
     line = one_error_line(run("estimate", *ARGS, "--resume", out))
-    assert "nothing to resume" in line
+    assert "stopped at its step limit" in line and "larger --max-steps" in line
 
 
 def test_a_run_saved_before_the_closing_options_resumes_with_the_rule_it_started_with(tmp_path, reference):

@@ -725,37 +725,44 @@ def _load_hdf5_images(
     on_progress: ProgressCallback | None,
 ) -> ImageData:
     with open_dataset(path, key) as (dataset, what):
-        if dataset.ndim == 2:
-            raise LatentdimError(
-                f"{what} has shape {tuple(dataset.shape)}, which is vector data, not images; "
-                f"images need {_LAYOUTS}"
-            )
-        layout = _image_layout(dataset, what)
-        out_channels = channels if channels is not None else layout.channels
-        height, width = layout.height, layout.width
-        target = size if size is not None else min(height, width)
-        if target < MIN_IMAGE_SIZE:
-            raise _too_small(what, height, width)
-        target = int(target)
-        total = dataset.shape[0]
-        out = _allocate((total, out_channels, target, target))
-        as_is = out_channels == layout.channels and (height, width) == (target, target)
-        per_image = layout.stored_channels * height * width * 8
-        rows = max(1, min(CHUNK_ROWS, CHUNK_BYTES // per_image))
-        progress = _Progress(on_progress, total)
-        for start in range(0, total, rows):
-            stop = min(start + rows, total)
-            try:
-                stored = dataset[start:stop]
-            except HDF5_READ_ERRORS as err:
-                raise hdf5_read_error(what, err) from err
-            block = _to_uint8(_to_nchw(stored, layout), what, start)
-            if as_is:
-                out[start:stop] = block
-            else:
-                for offset, pixels in enumerate(block):
-                    out[start + offset] = _reshape_image(pixels, out_channels, target)
-            progress.update(stop)
+        return _convert_array(dataset, what, channels, size, on_progress)
+
+
+def _convert_array(
+    dataset: Any, what: str, channels: int | None, size: int | None, on_progress: ProgressCallback | None
+) -> ImageData:
+    """An image array (an HDF5 dataset or a NumPy array) to uint8 (N, C, S, S), chunk by chunk."""
+    if dataset.ndim == 2:
+        raise LatentdimError(
+            f"{what} has shape {tuple(dataset.shape)}, which is vector data, not images; "
+            f"images need {_LAYOUTS}"
+        )
+    layout = _image_layout(dataset, what)
+    out_channels = channels if channels is not None else layout.channels
+    height, width = layout.height, layout.width
+    target = size if size is not None else min(height, width)
+    if target < MIN_IMAGE_SIZE:
+        raise _too_small(what, height, width)
+    target = int(target)
+    total = dataset.shape[0]
+    out = _allocate((total, out_channels, target, target))
+    as_is = out_channels == layout.channels and (height, width) == (target, target)
+    per_image = layout.stored_channels * height * width * 8
+    rows = max(1, min(CHUNK_ROWS, CHUNK_BYTES // per_image))
+    progress = _Progress(on_progress, total)
+    for start in range(0, total, rows):
+        stop = min(start + rows, total)
+        try:
+            stored = dataset[start:stop]
+        except HDF5_READ_ERRORS as err:
+            raise hdf5_read_error(what, err) from err
+        block = _to_uint8(_to_nchw(stored, layout), what, start)
+        if as_is:
+            out[start:stop] = block
+        else:
+            for offset, pixels in enumerate(block):
+                out[start + offset] = _reshape_image(pixels, out_channels, target)
+        progress.update(stop)
     return ImageData(images=out, source=what, native_shape=(out_channels, height, width))
 
 
@@ -798,6 +805,7 @@ class ImageSource:
     key: str | None
     native_shape: tuple[int, int, int]  # (C, H, W), as native_image_shape
     scan: _Scan | None = field(default=None, repr=False)  # folders: what the header pass found
+    array: Any = field(default=None, repr=False, compare=False)  # in-memory (or .npy) image arrays
 
 
 def native_image_shape(
@@ -845,6 +853,15 @@ def inspect_images(
     return ImageSource(path, key, (channels if channels is not None else layout.channels, layout.height, layout.width))
 
 
+def inspect_image_array(array: Any, what: str = "array", channels: int | None = None) -> ImageSource:
+    """:func:`inspect_images` for an image array in memory (a NumPy array, or a memory-mapped
+    ``.npy``) of one of the HDF5 layouts; ``what`` names it in messages and in the result."""
+    _check_channels(channels)
+    layout = _image_layout(array, what)
+    return ImageSource(what, None, (channels if channels is not None else layout.channels, layout.height, layout.width),
+                       array=array)
+
+
 def load_images(
     source: str | os.PathLike[str] | ImageSource,
     key: str | None = None,
@@ -889,6 +906,8 @@ def load_images(
             raise ValueError("an ImageSource holds its key; pass key=None")
         if source.scan is not None:
             return _load_folder(source.path, channels, size, strict, on_progress, source.scan)
+        if source.array is not None:
+            return _convert_array(source.array, source.path, channels, size, on_progress)
         return _load_hdf5_images(source.path, source.key, channels, size, on_progress)
     kind, path = _resolve(source)
     if kind == "folder":

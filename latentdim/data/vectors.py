@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 from numpy.typing import ArrayLike
 
+from latentdim.data.arrays import KNOWN_SOURCES, array_file_kind, read_array_file
 from latentdim.data.synthetic import DEFAULT_D, DEFAULT_SAMPLES, DEFAULT_SEED, make_synthetic
 from latentdim.errors import LatentdimError
 
@@ -303,6 +304,23 @@ def validate_vectors(x: np.ndarray, what: str) -> np.ndarray:
     return _copy_checked(x, what)
 
 
+def as_array(x: ArrayLike, source: str = "array") -> np.ndarray:
+    """An in-memory array-like (numpy, nested lists, a torch tensor on any device ...) as a numpy
+    array, its values unchecked.
+
+    Raises:
+        LatentdimError: If ``x`` cannot be made into an array.
+    """
+    # Torch tensors on a GPU or requiring grad refuse np.asarray; detach and move them without
+    # importing torch here (the data package is numpy-only).
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu()
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise LatentdimError(f"{source} cannot be read as an array of numbers: {err}") from err
+
+
 def from_array(x: ArrayLike, source: str = "array") -> VectorData:
     """Wraps an in-memory array (numpy, nested lists, a torch tensor ...) as :class:`VectorData`.
 
@@ -316,15 +334,7 @@ def from_array(x: ArrayLike, source: str = "array") -> VectorData:
     Raises:
         LatentdimError: If ``x`` cannot be made into an array, or fails :func:`validate_vectors`.
     """
-    # Torch tensors on a GPU or requiring grad refuse np.asarray; detach and move them without
-    # importing torch here (the data package is numpy-only).
-    if hasattr(x, "detach") and hasattr(x, "cpu"):
-        x = x.detach().cpu()
-    try:
-        array = np.asarray(x)
-    except (TypeError, ValueError) as err:
-        raise LatentdimError(f"{source} cannot be read as an array of numbers: {err}") from err
-    return VectorData(x=validate_vectors(array, source), source=source)
+    return VectorData(x=validate_vectors(as_array(x, source), source), source=source)
 
 
 def hdf5_read_error(what: str, err: BaseException) -> LatentdimError:
@@ -407,12 +417,13 @@ def _load_hdf5(path: str, key: str | None) -> VectorData:
 
 
 def load_source(source: str | os.PathLike[str], key: str | None = None) -> VectorData:
-    """Loads vector data from a source: an HDF5 file or ``synthetic:n=8[,...]``.
+    """Loads vector data from a source: an HDF5, ``.npy``, ``.npz`` or CSV file
+    (:mod:`latentdim.data.arrays`), or ``synthetic:n=8[,...]``.
 
     Args:
-        source: Path to an HDF5 file, or a synthetic spec (see :func:`parse_synthetic_spec`).
-        key: Dataset inside the HDF5 file (full path such as ``"group/X"``); needed only when the
-            file holds more than one dataset.
+        source: Path to a file, or a synthetic spec (see :func:`parse_synthetic_spec`).
+        key: Dataset inside the HDF5 file (full path such as ``"group/X"``) or array inside the
+            ``.npz``; needed only when the file holds more than one.
 
     Returns:
         :class:`VectorData` with a finite float32 array of shape (N, d) and a canonical
@@ -453,10 +464,13 @@ def load_source(source: str | os.PathLike[str], key: str | None = None) -> Vecto
             f"{path} is a folder; this loader reads vectors, image folders are read by "
             "latentdim.data.images.load_images (latentdim.estimate chooses for you)"
         )
+    if array_file_kind(path) is not None:
+        array, what = read_array_file(path, key)
+        return VectorData(x=validate_vectors(array, what), source=what)
     try:
         is_hdf5 = h5py.is_hdf5(path)
     except OSError as err:
         raise LatentdimError(f"cannot read {path}: {err}") from err
     if not is_hdf5:
-        raise LatentdimError(f"{path} is not an HDF5 file")
+        raise LatentdimError(f"{path} is not a file latentdim reads; use {KNOWN_SOURCES}")
     return _load_hdf5(path, key)
