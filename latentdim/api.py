@@ -178,7 +178,7 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cpu")
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise LatentdimError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+            raise LatentdimError("device 'cuda' (--device cuda) was asked for but no CUDA GPU is available; use cpu or auto")
         return torch.device("cuda")
     raise LatentdimError(f"unknown device '{device}'; use auto, cpu or cuda")
 
@@ -266,9 +266,9 @@ def _load(
     on_load: Callable[[int, int], None] | None = None,
 ) -> LoadedData:
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8):
-        raise LatentdimError(f"--image-size must be an integer of at least 8, got {image_size!r}")
+        raise LatentdimError(f"image_size (--image-size) must be an integer of at least 8, got {image_size!r}")
     if channels is not None and channels not in (1, 3):
-        raise LatentdimError(f"--channels must be 1 or 3, got {channels!r}")
+        raise LatentdimError(f"channels (--channels) must be 1 or 3, got {channels!r}")
     array, what = _read_array(source, key)
     if (array is not None and array.ndim in (3, 4)) or (array is None and _is_image_source(source, key)):
         from latentdim.data.images import inspect_image_array, inspect_images, load_images
@@ -290,7 +290,7 @@ def _load(
             assert data.images.shape[1:] == shape  # the size does not depend on the channels
         return LoadedData(data.images, data.source, name, data.skipped, list(data.skipped_examples))
     if image_size is not None or channels is not None:
-        raise LatentdimError("--image-size and --channels apply to images (a folder or an HDF5 image array), not vectors")
+        raise LatentdimError("image_size and channels (--image-size, --channels) apply to images (a folder or an image array), not vectors")
     if isinstance(source, VectorData):
         vectors = source
     elif array is not None:
@@ -669,7 +669,7 @@ def estimate(
     if resume is not None:
         resume_dir = Path(resume)
         if out is not None and Path(out).resolve() != resume_dir.resolve():
-            raise LatentdimError("--resume continues in the interrupted run's own folder; drop --out or give the same folder")
+            raise LatentdimError("resume (--resume) continues in the interrupted run's own folder; drop out (--out) or give the same folder")
         saved = read_checkpoint(resume_dir / "checkpoint.pt")
         if "train_state" in saved and saved.get("stopped_at_limit"):
             limit = int(saved["step"])
@@ -721,7 +721,7 @@ def estimate(
     if checkpoint_seconds is not None and not checkpoint_seconds > 0:
         raise LatentdimError(f"checkpoint interval must be positive, got {checkpoint_seconds} s")
     if isinstance(fid_samples, bool) or not isinstance(fid_samples, int) or fid_samples < 2:
-        raise LatentdimError(f"--fid-samples must be an integer of at least 2, got {fid_samples!r}")
+        raise LatentdimError(f"fid_samples (--fid-samples) must be an integer of at least 2, got {fid_samples!r}")
     from latentdim.metrics.fid import find_weights
 
     fid_weights_path = find_weights(fid_weights)  # a bad explicit path fails now, not after training

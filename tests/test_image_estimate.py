@@ -189,7 +189,7 @@ def test_cli_image_options_on_vectors_are_refused(tmp_path):
     assert "needs images" in line
     make_folder(tmp_path / "imgs", n=16)
     line = one_error_line(run("estimate", tmp_path / "imgs", "--channels", "2"))
-    assert "--channels must be 1 or 3" in line
+    assert "channels (--channels) must be 1 or 3" in line
     line = one_error_line(run("estimate", tmp_path / "imgs", "--preset", "mlp"))
     assert "for vectors" in line
 
