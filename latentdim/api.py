@@ -148,19 +148,21 @@ class EstimateResult:
     @torch.no_grad()
     def decode(self, z: Any) -> np.ndarray:
         """Data from codes ``z`` (N, m_A) on the active dimensions: vectors in the data's units,
-        images (N, C, H, W) in [0, 1]."""
+        images (N, C, H, W) in [0, 1]. This is the exported generator (:mod:`latentdim.export`),
+        run in torch on the CPU."""
+        from latentdim.export import masked_generator, output_head
+
         model = self._fitted()
-        device = next(model.parameters()).device
         codes = np.asarray(z, dtype=np.float32)
         if codes.ndim != 2 or codes.shape[1] != len(self.active):
             raise LatentdimError(f"z has shape {codes.shape}; it needs (N, {len(self.active)}), one value per active dimension")
-        mu = model.mask()
-        full = torch.zeros(codes.shape[0], mu.shape[0], device=device)
-        full[:, self.active] = torch.from_numpy(codes).to(device)
-        out = _chunked(model.decoder, mu * full) if len(codes) else torch.zeros((0, *self.data_shape))
-        if self.standardiser is None:
-            return torch.sigmoid(out).cpu().numpy()
-        return self.standardiser.inverse(out.cpu().numpy())
+        shape = tuple(self.data_shape)
+        if self.standardiser is None:  # images: the decoder gives logits (SPEC §3)
+            head, *_ = output_head("bce", shape, None, uint8=False)
+        else:
+            head, *_ = output_head("mse", shape, self.standardiser.to_dict(), uint8=False)
+        generator = masked_generator(model.decoder, model.mask(), shape, head)
+        return generator(torch.from_numpy(np.ascontiguousarray(codes))).numpy()
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """``n`` new samples from the generator: z ~ N(0, I) on the active dimensions, decoded."""
@@ -659,6 +661,13 @@ def estimate(
             ``overwrite`` or ``resume``), or training that diverged twice.
         TrainingInterrupted: ``should_stop`` returned True.
     """
+    arguments = dict(locals())  # first: the arguments exactly as given (progress=True repeats the call)
+    if progress and on_step is None:  # the same call, with the command line's display around it
+        from latentdim.progress import run_display
+
+        with run_display() as display:
+            return estimate(**{**arguments, "progress": False, "on_step": display.on_step,
+                               "on_load": on_load or display.on_load, "on_stage": on_stage or display.on_stage})
     from latentdim import __version__
 
     def stage(*args: Any) -> None:  # (text) or (text, done, total), passed on as they came
@@ -697,19 +706,6 @@ def estimate(
             if isinstance(value, bool) or not isinstance(value, int):
                 raise LatentdimError(f"{name} must be an integer, got {value!r}")
             config = replace(config, **{name: value})
-    if progress and on_step is None:
-        from latentdim.progress import run_display
-
-        with run_display(config.max_steps) as display:
-            return estimate(
-                source, capacity, key=key, preset=preset, channels=channels, image_size=image_size, strict=strict,
-                use_mask=use_mask, seed=seed, device=device, config=config, width=width, out=out, export=export,
-                on_step=display.on_step, should_stop=should_stop, baselines=baselines,
-                on_load=on_load or display.on_load, resume=resume, checkpoint_steps=checkpoint_steps,
-                checkpoint_seconds=checkpoint_seconds, command=command, fid_weights=fid_weights,
-                fid_samples=fid_samples, on_stage=on_stage or display.on_stage, overwrite=overwrite,
-                max_steps=max_steps, batch_size=batch_size,
-            )
     if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
         raise LatentdimError(f"capacity must be a positive integer, got {capacity!r}")
     if config.batch_size < 1:

@@ -289,7 +289,7 @@ def estimate(
     command = "latentdim " + shlex.join(sys.argv[1:])
     with stop_on_signals() as stop:
         try:
-            with run_display(config.max_steps, err_console) as display, warnings.catch_warnings():
+            with run_display(err_console) as display, warnings.catch_warnings():
                 warnings.simplefilter("ignore", EstimateWarning)  # the table says it, in colour
                 result = run_estimate(
                     source, capacity, key=key, preset=preset.value, channels=channels, image_size=image_size,
@@ -380,7 +380,7 @@ def sample(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NoMetadataWarning)
-            with run_display(0, err_console) as display:
+            with run_display(err_console) as display:
                 info = run_sample(
                     model, n, output, seed=seed, batch_size=batch_size, fmt=fmt.value if fmt else None,
                     on_progress=lambda done, total: display.on_stage("sampling", done, total),

@@ -50,9 +50,8 @@ class RunDisplay:
     first report, so an error in the arguments is never preceded by a bar.
     """
 
-    def __init__(self, max_steps: int, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
-        self.max_steps = max_steps
         self._live: tuple[object, Progress, TaskID] | None = None
         self._start = time.monotonic()
         self._rate: tuple[float, int] | None = None  # (time, step) of the first report
@@ -161,9 +160,9 @@ class RunDisplay:
 
 
 @contextmanager
-def run_display(max_steps: int, console: Console | None = None) -> Iterator[RunDisplay]:
+def run_display(console: Console | None = None) -> Iterator[RunDisplay]:
     """A :class:`RunDisplay`, closed on the way out (also on errors and Ctrl-C)."""
-    display = RunDisplay(max_steps, console)
+    display = RunDisplay(console)
     try:
         yield display
     finally:

@@ -197,18 +197,18 @@ class MaskSchedule:
 
     def steps_left(self, step: int, hold_steps: int) -> int | None:
         """Steps left in the current phase when its length is known (an upper bound for a warm-up
-        that waits for a plateau); None for the phases that end on the mask (close under the
-        pressure, polish, reference)."""
-        cfg, in_phase = self.config, step - self.phase_start
-        if self.phase == "warmup":
-            return max(0, (cfg.max_warmup_steps if cfg.warmup_plateau else cfg.warmup_steps) - in_phase)
-        if self.phase == "close" and self.eliminate:
-            return max(0, cfg.eliminate_ramp - in_phase)
-        if self.phase == "hold":
-            return max(0, (hold_steps if self.eliminate else cfg.budget_hold) - in_phase)
-        if self.phase == "refine":
-            return max(0, cfg.refine_steps - in_phase)
-        return None
+        that waits for a plateau), never past ``max_steps``; None for the phases that end on the
+        mask (close under the pressure, polish, reference)."""
+        cfg = self.config
+        length = {
+            "warmup": cfg.max_warmup_steps if cfg.warmup_plateau else cfg.warmup_steps,
+            "close": cfg.eliminate_ramp if self.eliminate else None,
+            "hold": hold_steps if self.eliminate else cfg.budget_hold,
+            "refine": cfg.refine_steps,
+        }.get(self.phase)
+        if length is None:
+            return None
+        return max(0, min(length - (step - self.phase_start), cfg.max_steps - step))
 
     def _enter(self, phase: str, step: int) -> None:
         self.phase, self.phase_start = phase, step
@@ -830,7 +830,7 @@ def train(
         if interrupted:
             outcome.stop_reason = "interrupted"
         stats = StepStats(step, rec_value, w_value, m_active, undecided, lambda3, beta, schedule.phase,
-                          None if (left := schedule.steps_left(step, hold_steps)) is None else min(left, config.max_steps - step))
+                          schedule.steps_left(step, hold_steps))
         outcome.last = stats
         now = time.perf_counter()
         due = (checkpoint_steps is not None and step % checkpoint_steps == 0) or (

@@ -180,3 +180,15 @@ def test_the_scikit_learn_style_estimator_follows_scikit_dimension():
     assert clone.fit_transform(x) == est.dimension_  # the same seed repeats the run
     with pytest.raises(ValueError, match="no parameter 'capacty'"):
         est.set_params(capacty=4)
+
+
+def test_progress_true_shows_the_command_lines_display_and_changes_nothing(capsys):
+    import latentdim
+
+    x = np.random.default_rng(0).normal(size=(200, 4)).astype("float32")
+    quiet = latentdim.estimate(x, 3, max_steps=30, batch_size=16, width=16, baselines=False)
+    assert capsys.readouterr().err == ""
+    shown = latentdim.estimate(x, 3, max_steps=30, batch_size=16, width=16, baselines=False, progress=True)
+    err = capsys.readouterr().err
+    assert "training: warm-up" in err and "step 30" in err and "evaluating on 200 samples" in err
+    assert shown.mask == quiet.mask and shown.steps == quiet.steps == 30

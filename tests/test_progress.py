@@ -19,7 +19,7 @@ def test_every_part_takes_over_the_line_from_the_one_before():
     # rich refuses a second live display while one runs (LiveError): each part must stop the last.
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=150)
-    with run_display(100, console) as display:
+    with run_display(console) as display:
         display.on_load(1, 2)
         display.on_load(2, 2)
         display.on_stage("classical estimators (TwoNN, MLE, lPCA) on 200 samples")
@@ -41,7 +41,7 @@ def test_a_log_gets_plain_lines_at_phase_changes_and_the_last_report(monkeypatch
     now = [0.0]
     monkeypatch.setattr("latentdim.progress.time.monotonic", lambda: now[0])
     buffer = io.StringIO()
-    display = RunDisplay(10_000, Console(file=buffer, force_terminal=False, width=80))
+    display = RunDisplay(Console(file=buffer, force_terminal=False, width=80))
     display.on_stage("classical estimators")
     for t, stats in enumerate([
         _step(25, "warmup", 9_975),  # the first report: no rate yet, no time left
