@@ -31,7 +31,7 @@ from latentdim.models import MaskAAE, ModelSpec, build_model, count_active, coun
 from latentdim.models.conv import IMAGE_PRESETS, check_image_shape, conv_levels
 from latentdim.models.mask import ACTIVE_THRESHOLD
 from latentdim.report import closing_margin
-from latentdim.train import IMAGE_ELIMINATE_HOLD, IMAGE_LR_MASK, LOSS_BUDGET, VECTOR_ELIMINATE_HOLD, NO_MASK_MAX_STEPS, VECTOR_LR_MASK, StepStats, TrainConfig, TrainOutcome, history_array, model_input, train
+from latentdim.train import IMAGE_ELIMINATE_HOLD, IMAGE_LR_MASK, LOSS_BUDGET, VECTOR_ELIMINATE_HOLD, NO_MASK_MAX_STEPS, VECTOR_LR_MASK, StepStats, TrainConfig, TrainOutcome, curves_array, history_array, model_input, train
 
 #: What the table and a warning say when the mask ended with no dimension open, which only the
 #: closing pressure (--loss-budget 0) can do: elimination never removes the last dimension.
@@ -98,6 +98,8 @@ class EstimateResult:
     covariance: np.ndarray | None = field(default=None, repr=False)  # full normalised |cov| (m, m)
     history_steps: np.ndarray | None = field(default=None, repr=False)  # (T,)
     history_mask: np.ndarray | None = field(default=None, repr=False)  # (T, m)
+    # the training curves (:func:`latentdim.train.curves_array`): steps, rec, w and phase, (T,) each
+    curves: dict[str, np.ndarray] | None = field(default=None, repr=False)
     files: dict[str, str] = field(default_factory=dict)  # what was written to ``out``: name -> path
     # images (elimination): one entry per round: step, open dims, k, dims tried, their ablation
     # costs, the held-out error after the hold, the budget's limit, and whether it was kept
@@ -120,7 +122,7 @@ class EstimateResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (arrays and the model excluded)."""
-        skip = {"covariance", "history_steps", "history_mask", "model", "standardiser"}
+        skip = {"covariance", "history_steps", "history_mask", "curves", "model", "standardiser"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
     def _fitted(self) -> MaskAAE:
@@ -377,7 +379,7 @@ def evaluate(model: MaskAAE, data: torch.Tensor, standardiser: Standardiser | No
 #: Files a run writes into its output folder (their stale temporaries are removed at start).
 OUTPUT_FILES = (
     "checkpoint.pt", "result.json", "mask_history.csv", "mask_history.png", "covariance.npy", "covariance.png",
-    "samples.png", "reconstructions.png", "report.html",
+    "samples.png", "reconstructions.png", "report.html", "losses.csv", "losses.png", "closing.png", "traversals.png",
 )
 
 
@@ -502,6 +504,62 @@ def check_room(out: Path, needed: int) -> None:
 
 #: Images in the sample grid and real/reconstructed pairs in the reconstruction grid.
 GRID_SAMPLES, GRID_PAIRS = 64, 30
+#: Latent traversals: each active dimension (at most TRAVERSAL_DIMS, those that change the image
+#: most) takes TRAVERSAL_STEPS values evenly from -TRAVERSAL_SPAN to +TRAVERSAL_SPAN.
+TRAVERSAL_DIMS, TRAVERSAL_STEPS, TRAVERSAL_SPAN = 16, 9, 2.5
+
+
+@torch.no_grad()
+def traversals(model: MaskAAE, most: int = TRAVERSAL_DIMS) -> tuple[list[int], np.ndarray, list[np.ndarray]]:
+    """Latent traversals of an image model: every other code at the prior's mean (0), one active
+    dimension j at each of the values, decoded through the masked decoder. Returns the dims
+    shown (at most ``most``, those whose traversal changes the image most, strongest first), the
+    values, and per dim the decoded images (V, C, H, W) in [0, 1]."""
+    model.eval()
+    mu = model.mask().detach()
+    values = np.linspace(-TRAVERSAL_SPAN, TRAVERSAL_SPAN, TRAVERSAL_STEPS)
+    active = [int(j) for j in torch.nonzero(mu >= ACTIVE_THRESHOLD).flatten().cpu()]
+    rows = {}
+    for j in active:
+        z = torch.zeros(len(values), mu.shape[0], device=mu.device)
+        z[:, j] = torch.as_tensor(values, dtype=z.dtype, device=z.device)
+        rows[j] = torch.sigmoid(_chunked(model.decoder, mu * z)).cpu().numpy()
+    strength = {j: float(np.std(images, axis=0).mean()) for j, images in rows.items()}
+    dims = sorted(active, key=lambda j: -strength[j])[:most]
+    return dims, values, [rows[j] for j in dims]
+
+
+def _write_curves(out: Path, result: EstimateResult, files: dict[str, Path]) -> None:
+    """``losses.csv`` and ``losses.png`` (the training curves) and, after an elimination,
+    ``closing.png`` (held-out error against open dims)."""
+    from latentdim import pictures
+
+    curves = result.curves
+    if curves is not None and len(curves["steps"]):
+        rows = [["step", "phase", "reconstruction", "wasserstein"]]
+        rows += [[int(s), str(p), f"{r:.6g}", f"{w:.6g}"]
+                 for s, p, r, w in zip(curves["steps"], curves["phase"], curves["rec"], curves["w"])]
+        files["losses"] = out / "losses.csv"
+        atomic_write(files["losses"], lambda f: f.write(_csv_bytes(rows)))
+        files["losses_plot"] = pictures.save_training_curves(
+            curves["steps"], curves["rec"], curves["w"], list(curves["phase"]), out / "losses.png",
+            round_steps=[int(r["step"]) for r in result.closing_rounds],
+            title="training curves (mean over each 50 steps)",
+        )
+    closing = pictures.save_closing_curve(
+        result.closing_rounds, result.capacity, result.m_active, out / "closing.png",
+        title="held-out reconstruction along the closing rounds",
+    )
+    if closing is not None:
+        files["closing_plot"] = closing
+
+
+def _csv_bytes(rows: list[list[Any]]) -> bytes:
+    import io
+
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    return text.getvalue().encode()
 
 
 def write_outputs(
@@ -509,9 +567,10 @@ def write_outputs(
     command: str | None = None,
 ) -> None:
     """Writes everything a run leaves in ``out`` and lists it in ``result.files``:
-    ``result.json``, ``checkpoint.pt``, ``mask_history.csv`` and ``.png``, ``covariance.npy`` and
-    its heat map ``covariance.png``, and for images ``samples.png`` (generated) and
-    ``reconstructions.png`` (real rows over their reconstructions), and ``report.html`` (all of it
+    ``result.json``, ``checkpoint.pt``, ``mask_history.csv`` and ``.png``, ``losses.csv`` and
+    ``.png`` (training curves), ``closing.png`` (after an elimination), ``covariance.npy`` and its
+    heat map ``covariance.png``, for images ``samples.png`` (generated), ``reconstructions.png``
+    (labelled real rows over their reconstructions) and ``traversals.png``, and ``report.html`` (all of it
     in one self-contained page, with ``command``)."""
     from latentdim import pictures
 
@@ -528,25 +587,23 @@ def write_outputs(
     if result.history_steps is not None and len(result.history_steps):
         rows = [["step"] + [f"mu_{j}" for j in range(result.capacity)]]
         rows += [[int(s)] + [f"{v:.6g}" for v in mu] for s, mu in zip(result.history_steps, result.history_mask)]
-
-        def write_csv(f: Any) -> None:
-            import io
-
-            text = io.StringIO()
-            csv.writer(text).writerows(rows)
-            f.write(text.getvalue().encode())
-
         files["mask_history"] = out / "mask_history.csv"
-        atomic_write(files["mask_history"], write_csv)
+        atomic_write(files["mask_history"], lambda f: f.write(_csv_bytes(rows)))
         files["mask_history_plot"] = pictures.save_mask_history(
             result.history_steps, result.history_mask, out / "mask_history.png", threshold=ACTIVE_THRESHOLD,
             title=f"mask values over training (capacity {result.capacity})",
         )
+    _write_curves(out, result, files)
     if len(spec.data_shape) == 3:
-        files["samples"] = pictures.save_sample_grid(diag["generated"][:GRID_SAMPLES], out / "samples.png")
+        scale = pictures.grid_scale(spec.data_shape[1])
+        files["samples"] = pictures.save_sample_grid(diag["generated"][:GRID_SAMPLES], out / "samples.png", scale=scale)
         files["reconstructions"] = pictures.save_reconstruction_grid(
-            diag["real"][:GRID_PAIRS], diag["reconstructed"][:GRID_PAIRS], out / "reconstructions.png"
+            diag["real"][:GRID_PAIRS], diag["reconstructed"][:GRID_PAIRS], out / "reconstructions.png",
+            scale=scale, labels=True,
         )
+        dims, values, rows = traversals(model)
+        if dims:
+            files["traversals"] = pictures.save_traversal_grid(rows, dims, list(values), out / "traversals.png", scale=scale)
     files["result"] = out / "result.json"
     files["report"] = out / "report.html"
     result.files = {name: str(path) for name, path in files.items()}
@@ -874,6 +931,7 @@ def estimate(
         covariance=diag["covariance"],
         history_steps=steps_arr,
         history_mask=mask_arr,
+        curves=curves_array(outcome),
         closing_rounds=rounds,
         closing_margin=None if (margin := closing_margin(rounds)) is None else round(margin, 4),
         skipped_examples=data.skipped_examples,

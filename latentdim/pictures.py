@@ -2,6 +2,11 @@
 
 * :func:`image_grid` / :func:`save_sample_grid`: generated images tiled on a white background.
 * :func:`save_reconstruction_grid`: real images each directly above their reconstruction.
+* :func:`labelled_grid` / :func:`save_traversal_grid`: rows of images scaled up and labelled; the
+  latent traversals of an image model.
+* :func:`save_training_curves`: reconstruction and W over training with the phases shaded.
+* :func:`save_closing_curve`: the held-out error after each elimination round against the
+  dimensions it left open.
 * :func:`save_mask_history`: the mask values mu over training, like Figure 5 of the MaskAAE paper.
 * :func:`save_covariance_heatmap`: the normalised absolute covariance of the codes, like
   Figures 10-13 of the paper (see :mod:`latentdim.metrics.covariance`).
@@ -24,7 +29,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from PIL import Image
@@ -96,68 +101,314 @@ def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> 
     return canvas
 
 
-def save_sample_grid(images: np.ndarray, path: PathLike, columns: int | None = None) -> Path:
+def save_sample_grid(images: np.ndarray, path: PathLike, columns: int | None = None, scale: int = 1) -> Path:
     """Writes a grid of generated images as a PNG (mode L for 1 channel, RGB for 3).
 
     Args:
         images: shape (N, C, H, W), see :func:`image_grid`.
         path: the PNG to write; its folder must exist.
         columns: tiles per row; default ``ceil(sqrt(N))``.
+        scale: every pixel becomes a ``scale`` x ``scale`` block (nearest neighbour), >= 1.
 
     Returns:
         The path written.
 
     Raises:
-        ValueError: bad ``images`` or ``columns`` (see :func:`image_grid`).
+        ValueError: bad ``images``, ``columns`` or ``scale`` (see :func:`image_grid`).
         FileNotFoundError: the folder of ``path`` does not exist.
     """
     path = _target(path)
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
     grid = image_grid(images, columns)
-    _write_png_array(path, grid)
+    _write_png_array(path, np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1))
     return path
 
 
 def save_reconstruction_grid(
-    real: np.ndarray, reconstructed: np.ndarray, path: PathLike, columns: int = 10
+    real: np.ndarray, reconstructed: np.ndarray, path: PathLike, columns: int = 10, scale: int = 1,
+    labels: bool = False,
 ) -> Path:
     """Writes real images each directly above its reconstruction, as a PNG.
 
     Images go ``columns`` per row in pairs of rows: grid row ``2p`` (rows 1, 3, 5... counting
     from 1) holds real images ``p*columns`` to ``(p+1)*columns - 1`` and row ``2p + 1`` their
     reconstructions, in the same columns. The tiles are laid out as in :func:`image_grid` with
-    ``pad=2``; cells past the last image stay white.
+    ``pad=2``; cells past the last image stay white. ``scale`` and ``labels`` are those of
+    :func:`labelled_grid` (the rows are labelled "real" and "reconstructed").
 
     Args:
         real: shape (N, C, H, W), C in (1, 3); uint8 or float in [0, 1].
         reconstructed: the same shape as ``real`` (the dtype may differ).
         path: the PNG to write; its folder must exist.
         columns: images per row, >= 1; capped at N.
+        scale: every pixel becomes a ``scale`` x ``scale`` block (nearest neighbour), >= 1.
+        labels: a left margin names each row.
 
     Returns:
         The path written.
 
     Raises:
         ValueError: bad shapes or dtypes, ``real`` and ``reconstructed`` differ in shape, or a
-            bad ``columns``.
+            bad ``columns`` or ``scale``.
         FileNotFoundError: the folder of ``path`` does not exist.
     """
     path = _target(path)
     top = _to_uint8_hwc(real, "real")
-    bottom = _to_uint8_hwc(reconstructed, "reconstructed")
+    _to_uint8_hwc(reconstructed, "reconstructed")
     if np.shape(real) != np.shape(reconstructed):
         raise ValueError(
             f"real and reconstructed must have the same shape, got {np.shape(real)} and {np.shape(reconstructed)}"
         )
     n = top.shape[0]
     cols = _grid_columns(n, columns)
-    pairs = math.ceil(n / cols)
-    # Pad both to whole rows with white tiles, then interleave row by row: real, reconstructed.
-    blank = np.full((pairs * cols - n, *top.shape[1:]), 255, dtype=np.uint8)
-    top = np.concatenate([top, blank]).reshape(pairs, 1, cols, *top.shape[1:])
-    bottom = np.concatenate([bottom, blank]).reshape(pairs, 1, cols, *bottom.shape[1:])
-    tiles = np.concatenate([top, bottom], axis=1).reshape(-1, *blank.shape[1:])
-    grid = image_grid(tiles.transpose(0, 3, 1, 2), cols)
+    rows, names = [], []
+    for p in range(math.ceil(n / cols)):
+        rows += [real[p * cols : (p + 1) * cols], reconstructed[p * cols : (p + 1) * cols]]
+        names += ["real", "reconstructed"]
+    _write_png_array(path, labelled_grid(rows, names if labels else None, scale=scale))
+    return path
+
+
+def grid_scale(height: int, least: int = 64) -> int:
+    """The whole factor that shows tiles ``height`` pixels high at least ``least`` pixels high
+    (1 for tiles that are already that large)."""
+    return max(1, math.ceil(least / max(1, int(height))))
+
+
+def labelled_grid(
+    rows: Sequence[np.ndarray],
+    row_labels: Sequence[str] | None = None,
+    column_labels: Sequence[str] | None = None,
+    pad: int = 2,
+    scale: int = 1,
+) -> np.ndarray:
+    """Tiles rows of images into one uint8 picture, optionally scaled up and labelled.
+
+    Row ``i`` holds the images ``rows[i]`` (each (n_i, C, H, W), n_i >= 1, all of one C, H and
+    W) from the left; the grid is as wide as the longest row and shorter rows end in white cells.
+    Unlabelled, the picture is the one :func:`image_grid` makes of the rows' tiles (with the
+    white cells), every pixel then repeated into a ``scale`` x ``scale`` block. Labels go into a
+    white margin: ``row_labels`` (one per row) on the left, centred on their row, and
+    ``column_labels`` (one per column) above the columns, in dark grey.
+
+    Raises:
+        ValueError: no rows, rows that differ in C, H or W, a bad ``pad`` or ``scale``, or label
+            counts that do not match the rows or columns.
+    """
+    if len(rows) == 0:
+        raise ValueError("labelled_grid needs at least one row")
+    tiles = [_to_uint8_hwc(r, f"rows[{i}]") for i, r in enumerate(rows)]
+    shape = tiles[0].shape[1:]
+    if any(t.shape[1:] != shape for t in tiles):
+        raise ValueError(f"every row's images must have one shape, got {[t.shape[1:] for t in tiles]}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
+    cols = max(t.shape[0] for t in tiles)
+    blank = np.full((1, *shape), 255, dtype=np.uint8)
+    cells = np.concatenate([np.concatenate([t] + [blank] * (cols - t.shape[0])) for t in tiles])
+    grid = image_grid(cells.transpose(0, 3, 1, 2), cols, pad=pad)
+    grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    if row_labels is None and column_labels is None:
+        return grid
+    if row_labels is not None and len(row_labels) != len(rows):
+        raise ValueError(f"{len(row_labels)} row labels for {len(rows)} rows")
+    if column_labels is not None and len(column_labels) != cols:
+        raise ValueError(f"{len(column_labels)} column labels for {cols} columns")
+    return _add_labels(grid, row_labels, column_labels, shape[0] * scale, shape[1] * scale, pad * scale)
+
+
+def _add_labels(
+    grid: np.ndarray, row_labels: Sequence[str] | None, column_labels: Sequence[str] | None,
+    h: int, w: int, pad: int,
+) -> np.ndarray:
+    """``grid`` with a white margin on the left (row labels) and/or on top (column labels)."""
+    from PIL import ImageDraw
+
+    font = _label_font()
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+
+    def size(text: str) -> tuple[int, int]:
+        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+        return int(right - left), int(bottom - top)
+
+    margin_left = 8 + max(size(t)[0] for t in row_labels) + 8 if row_labels else 0
+    margin_top = 6 + max(size(t)[1] for t in column_labels) + 6 if column_labels else 0
+    c = grid.shape[2]
+    canvas = Image.new("L" if c == 1 else "RGB", (grid.shape[1] + margin_left, grid.shape[0] + margin_top), "white")
+    canvas.paste(Image.fromarray(grid[:, :, 0] if c == 1 else grid), (margin_left, margin_top))
+    draw = ImageDraw.Draw(canvas)
+    ink = 60 if c == 1 else (60, 60, 60)
+    for i, text in enumerate(row_labels or []):
+        centre = margin_top + pad + i * (h + pad) + h // 2
+        draw.text((margin_left - 8, centre), text, fill=ink, font=font, anchor="rm")
+    for j, text in enumerate(column_labels or []):
+        centre = margin_left + pad + j * (w + pad) + w // 2
+        draw.text((centre, margin_top // 2), text, fill=ink, font=font, anchor="mm")
+    out = np.asarray(canvas)
+    return out[:, :, None] if c == 1 else out
+
+
+def _label_font() -> Any:
+    """Pillow's own font at 13 pixels (its bitmap font where FreeType is missing)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=13)
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
+
+
+def save_traversal_grid(
+    rows: Sequence[np.ndarray], dims: Sequence[int], values: Sequence[float], path: PathLike, scale: int = 1
+) -> Path:
+    """Writes latent traversals as a PNG: row ``i`` shows ``rows[i]`` (V, C, H, W), the images
+    decoded as latent dimension ``dims[i]`` takes the ``values`` (V of them) with every other
+    code held still; rows are labelled "dim j", columns by the value.
+
+    Raises:
+        ValueError: as :func:`labelled_grid`, or ``dims`` and ``rows`` differ in length.
+        FileNotFoundError: the folder of ``path`` does not exist.
+    """
+    path = _target(path)
+    if len(dims) != len(rows):
+        raise ValueError(f"{len(dims)} dims for {len(rows)} rows")
+    grid = labelled_grid(rows, [f"dim {int(j)}" for j in dims], [f"{v:+.1f}" for v in values], scale=scale)
     _write_png_array(path, grid)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Training curves and the closing rounds
+# --------------------------------------------------------------------------------------------
+
+#: Shading of the schedule's phases in the training curves (close and hold together are the
+#: closing), with the words of their legend.
+PHASE_SHADES: dict[str, tuple[str, str]] = {
+    "warmup": ("#dbe9f6", "warm-up"),
+    "close": ("#fbe3c8", "closing"),
+    "hold": ("#fbe3c8", "closing"),
+    "refine": ("#dcefd9", "refine"),
+}
+
+
+def phase_spans(steps: np.ndarray, phases: Sequence[str]) -> list[tuple[str, float, float]]:
+    """Runs of one shaded phase group (:data:`PHASE_SHADES`' words), as (words, first step,
+    last step); a run ends where the next begins, so the spans tile the steps."""
+    spans: list[tuple[str, float, float]] = []
+    for i, phase in enumerate(phases):
+        words = PHASE_SHADES.get(str(phase), ("", str(phase)))[1]
+        if spans and spans[-1][0] == words:
+            spans[-1] = (words, spans[-1][1], float(steps[i]))
+        else:
+            start = float(steps[i - 1]) if i else float(steps[i])
+            spans.append((words, start, float(steps[i])))
+    return spans
+
+
+def save_training_curves(
+    steps: np.ndarray, reconstruction: np.ndarray, wasserstein: np.ndarray, phases: Sequence[str],
+    path: PathLike, round_steps: Sequence[int] = (), title: str | None = None,
+) -> Path:
+    """Plots the auto-encoder's reconstruction loss (log scale when positive) and the critic's W
+    over training, one panel each, with the phases shaded (warm-up, closing, refine) and the start
+    of each elimination round (``round_steps``) as a thin line.
+
+    Args:
+        steps: training steps, shape (T,), T >= 1.
+        reconstruction, wasserstein: the curves at those steps, shape (T,).
+        phases: the schedule's phase at each step (T strings).
+
+    Raises:
+        ValueError: lengths that differ, or T == 0.
+        FileNotFoundError: the folder of ``path`` does not exist.
+    """
+    path = _target(path)
+    x, rec, w = _float_array(steps, "steps"), _float_array(reconstruction, "reconstruction"), _float_array(wasserstein, "wasserstein")
+    if x.ndim != 1 or x.shape[0] == 0 or rec.shape != x.shape or w.shape != x.shape or len(phases) != x.shape[0]:
+        raise ValueError(
+            f"steps, reconstruction, wasserstein and phases must be 1-D of one length >= 1, got "
+            f"{x.shape}, {rec.shape}, {w.shape} and {len(phases)}"
+        )
+    keep = _evenly_spaced(x.shape[0], MAX_HISTORY_POINTS)
+    from matplotlib.patches import Patch
+
+    fig = _new_figure(7.0, 5.0)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    spans = phase_spans(x, list(phases))
+    for ax, values, label in ((top, rec, "reconstruction loss"), (bottom, w, "critic's W")):
+        for words, lo, hi in spans:
+            colour = next((c for c, wd in PHASE_SHADES.values() if wd == words), None)
+            if colour and hi > lo:
+                ax.axvspan(lo, hi, color=colour, linewidth=0, zorder=0)
+        for s in round_steps:
+            ax.axvline(float(s), color="#e39b4b", linewidth=0.5, alpha=0.6, zorder=1)
+        ax.plot(x[keep], values[keep], color=ACTIVE_COLOUR, linewidth=1.1, zorder=2)
+        ax.set_ylabel(label)
+        ax.grid(True, color="0.9", linewidth=0.6, zorder=0)
+    finite = rec[np.isfinite(rec)]
+    if finite.size and (finite > 0).all():
+        top.set_yscale("log")
+    bottom.set_xlabel("training step")
+    if x[-1] > x[0]:
+        bottom.set_xlim(x[0], x[-1])
+    shown = dict.fromkeys(words for words, _, _ in spans)
+    handles = [Patch(color=c, label=wd) for c, wd in dict((wd, (c, wd)) for c, wd in PHASE_SHADES.values()).values() if wd in shown]
+    if handles:
+        top.legend(handles=handles, loc="upper right", fontsize="small", framealpha=0.9)
+    if title:
+        top.set_title(title)
+    _save_figure(fig, path)
+    return path
+
+
+def save_closing_curve(
+    rounds: Sequence[dict], capacity: int, m_active: int, path: PathLike, title: str | None = None
+) -> Path | None:
+    """Plots the held-out reconstruction error after each elimination round against the number of
+    dimensions that round left open: kept rounds as dots joined in order, refused ones as red
+    crosses, each round's limit (the loss budget) as a dashed step line, m_A as a vertical line.
+    Returns None (and writes nothing) when no round has a verdict.
+
+    ``rounds`` are :attr:`latentdim.train.TrainOutcome.closing_rounds`: each with ``open``, ``k``
+    and, once its hold ended, ``error``, ``limit`` and ``kept``.
+    """
+    path = _target(path)
+    done = [r for r in rounds if isinstance(r, dict) and r.get("error") is not None and r.get("limit") is not None]
+    if not done:
+        return None
+    after = np.array([int(r["open"]) - int(r["k"]) for r in done], dtype=np.float64)
+    error = np.array([float(r["error"]) for r in done])
+    limit = np.array([float(r["limit"]) for r in done])
+    kept = np.array([bool(r.get("kept")) for r in done])
+
+    # where closing started: every dim of the first round open, at the best error of the warm-up
+    start_open = float(done[0]["open"])
+    allowance = done[0].get("allowance")
+    start = limit[0] - float(allowance) if allowance is not None else None
+
+    fig = _new_figure(6.0, 4.0)
+    ax = fig.add_subplot()
+    ax.plot(after, limit, "_--", color="0.35", markersize=10, linewidth=0.9, label="limit (loss budget)")
+    path_x, path_y = after[kept], error[kept]
+    if start is not None:
+        path_x, path_y = np.concatenate([[start_open], path_x]), np.concatenate([[start], path_y])
+        ax.plot([start_open], [start], "s", color="0.35", markersize=5, label="warm-up (best error)")
+    ax.plot(path_x, path_y, "-", color=ACTIVE_COLOUR, linewidth=1.1)
+    ax.plot(after[kept], error[kept], "o", color=ACTIVE_COLOUR, markersize=4, label="kept round")
+    if (~kept).any():
+        ax.plot(after[~kept], error[~kept], "x", color="#cf222e", markersize=7, mew=1.6, label="refused (rolled back)")
+    ax.axvline(m_active, color="#1a7f37", linewidth=1.4, label=f"$m_A$ = {m_active}")
+    if (error > 0).all() and (limit > 0).all() and (start is None or start > 0):
+        ax.set_yscale("log")
+    ax.set_xlim(max(capacity, start_open) + 0.5, max(0.0, min(after.min(), m_active) - 1.5))  # closing runs right to left
+    ax.set_xlabel("dimensions open after the round")
+    ax.set_ylabel("held-out reconstruction error")
+    ax.grid(True, color="0.92", linewidth=0.6, zorder=0)
+    ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
+    if title:
+        ax.set_title(title)
+    _save_figure(fig, path)
     return path
 
 

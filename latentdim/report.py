@@ -42,8 +42,16 @@ CLEAR_MARGIN = 1.0
 #: Known pictures, in the order the report shows them, with what each one shows.
 CAPTIONS: dict[str, str] = {
     "samples": "Samples: images generated from random codes z ~ N(0, I) through the masked decoder.",
-    "reconstructions": "Reconstructions: real images (rows 1, 3, 5...), each directly above its reconstruction "
-    "(rows 2, 4, 6...).",
+    "reconstructions": "Reconstructions: real images (the rows labelled real), each directly above its "
+    "reconstruction.",
+    "traversals": "Latent traversals: each row moves one active dimension from -2.5 to +2.5 (the column "
+    "labels) with every other code at 0, decoded by the masked decoder; the dimensions that change the image "
+    "most come first.",
+    "losses_plot": "Training curves: the auto-encoder's reconstruction loss and the critic's W (means over each "
+    "50 steps), with the phases shaded (warm-up, closing, refine) and each elimination round's start as a thin line.",
+    "closing_plot": "Closing rounds: the held-out reconstruction error after each round against the dimensions it "
+    "left open (closing runs right to left); a round above its limit (the loss budget, dashed) was rolled back, "
+    "and m_A is where the rounds stopped.",
     "mask_history_plot": "Mask history: the mask values over training, one line per latent dimension; "
     f"dimensions that end at or above {ACTIVE_THRESHOLD} are active.",
     "covariance_heatmap": "Covariance: the normalised absolute covariance of the encoder's codes, active dimensions only "
@@ -307,8 +315,8 @@ def _rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
         fid = g("fid")
         rows.append(("FID (Inception features)", not_computed if fid is None else _num(fid, ".2f")))
         kid_mean, kid_std = g("kid_mean"), g("kid_std")
-        if kid_mean is None:
-            kid = not_computed
+        if kid_mean is None:  # for the same reason as FID when that was not computed either
+            kid = "not computed (as FID)" if fid is None and reason is not None else not_computed
         else:
             kid = _num(kid_mean, ".4f") + ("" if kid_std is None else f" ± {_num(kid_std, '.4f')}")
         rows.append(("KID (mean ± std)", kid))

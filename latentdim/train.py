@@ -294,6 +294,11 @@ class TrainOutcome:
     last: StepStats | None
     history_steps: list[int] = field(default_factory=list)
     history_mask: list[list[float]] = field(default_factory=list)
+    # the training curves at the same steps: the auto-encoder's reconstruction loss and the
+    # critic's W, each the mean over the steps since the previous point, and the phase there
+    history_rec: list[float] = field(default_factory=list)
+    history_w: list[float] = field(default_factory=list)
+    history_phase: list[str] = field(default_factory=list)
     # closing="eliminate": each round's step, open dims, k, dims tried, their ablation costs, the
     # error after the hold, the limit and whether the round was kept
     closing_rounds: list[dict[str, Any]] = field(default_factory=list)
@@ -673,6 +678,7 @@ def train(
 
     outcome = TrainOutcome(steps=0, seconds=0.0, stop_reason="max_steps", last=None)
     step, seconds_before, retries = 0, 0.0, 0
+    curve_sums: list[Any] = [0.0, 0.0, 0]  # reconstruction and W summed since the last history point, and the count
     probing = bool(config.loss_budget) or bool(config.warmup_plateau)
     probe = _Probe(data, config, rec_kind) if probing and mask.enabled and config.schedule == "latentdim" else None
     elim = None
@@ -688,6 +694,8 @@ def train(
             "rng": _rng_state(device),
             "history_steps": list(outcome.history_steps),
             "history_mask": [list(row) for row in outcome.history_mask],
+            "history_curves": {"rec": list(outcome.history_rec), "w": list(outcome.history_w),
+                               "phase": list(outcome.history_phase), "sums": list(curve_sums)},
             "seconds": seconds_before + time.perf_counter() - start,
             "retries": retries,
             "probe": None if probe is None else probe.state(),
@@ -721,6 +729,13 @@ def train(
             elim.load(_cpu_copy(state["elimination"]))
         outcome.history_steps[:] = list(state["history_steps"])
         outcome.history_mask[:] = [list(row) for row in state["history_mask"]]
+        curves = state.get("history_curves")  # absent in checkpoints written before the curves
+        if curves is not None:
+            outcome.history_rec[:], outcome.history_w[:] = list(curves["rec"]), list(curves["w"])
+            outcome.history_phase[:], curve_sums[:] = list(curves["phase"]), list(curves["sums"])
+        else:
+            outcome.history_rec[:] = outcome.history_w[:] = outcome.history_phase[:] = []
+            curve_sums[:] = [0.0, 0.0, 0]
         # (learning rates come back with the optimiser states: a rolled-back run keeps its halved rates)
 
     start = time.perf_counter()
@@ -779,6 +794,9 @@ def train(
                 for group in opt.param_groups:
                     group["lr"] *= 0.5
             continue
+        curve_sums[0] += rec_value
+        curve_sums[1] += w_value
+        curve_sums[2] += 1
         mu_now = mask().detach()
         m_active, undecided = count_active(mu_now), count_undecided(mu_now)
         if probe is not None and step % config.probe_every == 0:
@@ -824,6 +842,10 @@ def train(
         if step % config.history_every == 0 or done or step == 1 or step >= config.max_steps:
             outcome.history_steps.append(step)
             outcome.history_mask.append(mu_now.cpu().tolist())
+            outcome.history_rec.append(curve_sums[0] / max(1, curve_sums[2]))
+            outcome.history_w.append(curve_sums[1] / max(1, curve_sums[2]))
+            outcome.history_phase.append(schedule.phase)
+            curve_sums[:] = [0.0, 0.0, 0]
         if done:
             outcome.stop_reason = "settled"
         interrupted = should_stop is not None and should_stop()
@@ -860,3 +882,16 @@ def train(
 def history_array(outcome: TrainOutcome) -> tuple[np.ndarray, np.ndarray]:
     """The mask history as arrays: steps (T,) and mask values (T, m)."""
     return np.asarray(outcome.history_steps, dtype=np.int64), np.asarray(outcome.history_mask, dtype=np.float32)
+
+
+def curves_array(outcome: TrainOutcome) -> dict[str, np.ndarray]:
+    """The training curves at the mask history's steps: ``rec`` and ``w`` (T,) float arrays and
+    ``phase`` (T,) strings. A run resumed from a checkpoint written before the curves were
+    recorded has fewer points than steps: the curves then start at the resume."""
+    t = len(outcome.history_rec)
+    return {
+        "steps": np.asarray(outcome.history_steps[len(outcome.history_steps) - t :], dtype=np.int64),
+        "rec": np.asarray(outcome.history_rec, dtype=np.float64),
+        "w": np.asarray(outcome.history_w, dtype=np.float64),
+        "phase": np.asarray(outcome.history_phase, dtype=str),
+    }

@@ -52,6 +52,11 @@ def test_table_and_out_dir(tmp_path):
     assert saved["capacity"] == 4 and set(saved["baselines"]) == {"twonn", "mle", "lpca"}
     history = (out / "mask_history.csv").read_text().splitlines()
     assert history[0] == "step,mu_0,mu_1,mu_2,mu_3" and len(history) >= 2
+    curves = (out / "losses.csv").read_text().splitlines()
+    assert curves[0] == "step,phase,reconstruction,wasserstein" and len(curves) == len(history)
+    assert [row.split(",")[0] for row in curves] == [row.split(",")[0] for row in history]
+    assert saved["files"]["losses_plot"] == str(out / "losses.png") and "traversals" not in saved["files"]
+    assert 'id="picture-losses_plot"' in (out / "report.html").read_text()
     assert np.load(out / "covariance.npy").shape == (4, 4)
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["step"] == 5 and "standardiser" in state

@@ -86,10 +86,15 @@ def test_folder_run_writes_pictures(tmp_path):
     assert (result.preset, result.data_shape) == ("conv", [3, 20, 20])
     for name in ("samples", "reconstructions", "mask_history_plot", "covariance_heatmap", "result", "checkpoint"):
         assert name in result.files
-    with Image.open(out / "samples.png") as grid:  # 24 < 64 samples evaluated: a 5x5 grid, 2 px white gaps
-        assert grid.format == "PNG" and grid.mode == "RGB" and grid.size == (5 * 20 + 6 * 2,) * 2
+    with Image.open(out / "samples.png") as grid:  # 24 < 64 samples evaluated: a 5x5 grid, 2 px white gaps, 4x
+        assert grid.format == "PNG" and grid.mode == "RGB" and grid.size == (4 * (5 * 20 + 6 * 2),) * 2
     with Image.open(out / "reconstructions.png") as pairs:  # 24 pairs, 10 a row: 3 rows of real over 3 of recon
-        assert pairs.size == (10 * 20 + 11 * 2, 6 * 20 + 7 * 2)
+        # scaled 4x (20 px tiles shown at least 64 px high), with a label margin on the left
+        assert pairs.size[1] == 4 * (6 * 20 + 7 * 2) and pairs.size[0] > 4 * (10 * 20 + 11 * 2)
+    dims = [j for j in result.active]
+    with Image.open(out / "traversals.png") as walk:  # one row per active dim (4 at most), 9 values, labelled
+        assert walk.size[0] > 4 * (9 * 20 + 10 * 2) and walk.size[1] > 4 * (len(dims) * 20 + (len(dims) + 1) * 2)
+    assert (out / "losses.png").exists() and (out / "losses.csv").read_text().startswith("step,phase,reconstruction,wasserstein")
     for name, inches in (("mask_history.png", (6.0, 4.0)), ("covariance.png", (5.6, 4.6))):
         with Image.open(out / name) as picture:  # the figure's size in inches at 110 dpi
             assert picture.format == "PNG" and picture.size == tuple(round(110 * v) for v in inches)

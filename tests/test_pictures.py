@@ -302,3 +302,82 @@ def test_heatmap_tick_step(k, step):
     positions = pictures._tick_positions(k, 12)
     assert len(positions) <= 12 and positions[0] == 0
     assert np.all(np.diff(positions) == step)
+
+
+# --- labelled grids, traversals, training curves, closing rounds ------------------------------
+
+
+def test_labelled_grid_unlabelled_is_the_image_grid_scaled_up():
+    from latentdim.pictures import labelled_grid
+
+    a, b = distinct_uint8(3, 1, 2, 3), distinct_uint8(2, 1, 2, 3)
+    grid = labelled_grid([a, b], scale=3)
+    white = np.full((1, 1, 2, 3), 255, np.uint8)
+    expected = image_grid(np.concatenate([a, b, white]), 3)  # the short row ends in a white cell
+    np.testing.assert_array_equal(grid, np.repeat(np.repeat(expected, 3, axis=0), 3, axis=1))
+
+
+def test_labelled_grid_puts_labels_in_a_white_margin():
+    from latentdim.pictures import labelled_grid
+
+    rows = [np.full((2, 3, 4, 4), 200, np.uint8)] * 2
+    plain = labelled_grid(rows, scale=2)
+    grid = labelled_grid(rows, ["real", "reconstructed"], ["a", "b"], scale=2)
+    top, left = grid.shape[0] - plain.shape[0], grid.shape[1] - plain.shape[1]
+    assert top > 0 and left > 0 and grid.shape[2] == 3
+    np.testing.assert_array_equal(grid[top:, left:], plain)
+    assert (grid[top:, :left] < 128).any() and (grid[:top, left:] < 128).any()  # ink in both margins
+    with pytest.raises(ValueError, match="row labels"):
+        labelled_grid(rows, ["one"])
+    with pytest.raises(ValueError, match="column labels"):
+        labelled_grid(rows, None, ["a"])
+    with pytest.raises(ValueError, match="scale"):
+        labelled_grid(rows, scale=0)
+
+
+def test_reconstruction_grid_scaled_and_labelled(tmp_path):
+    real = distinct_uint8(4, 1, 3, 3)
+    plain = np.asarray(open_png(save_reconstruction_grid(real, real, tmp_path / "a.png", columns=2)))
+    image = open_png(save_reconstruction_grid(real, real, tmp_path / "b.png", columns=2, scale=2, labels=True))
+    pixels = np.asarray(image)
+    left = pixels.shape[1] - 2 * plain.shape[1]
+    assert pixels.shape[0] == 2 * plain.shape[0] and left > 0
+    np.testing.assert_array_equal(pixels[:, left:], np.repeat(np.repeat(plain, 2, axis=0), 2, axis=1))
+
+
+def test_traversal_grid_rows_per_dim(tmp_path):
+    from latentdim.pictures import save_traversal_grid
+
+    rows = [np.zeros((5, 1, 4, 4), np.float32), np.ones((5, 1, 4, 4), np.float32)]
+    image = open_png(save_traversal_grid(rows, [3, 0], [-2, -1, 0, 1, 2], tmp_path / "t.png", scale=2))
+    assert image.size[0] > 2 * (5 * 4 + 6 * 2) and image.size[1] > 2 * (2 * 4 + 3 * 2)
+    with pytest.raises(ValueError, match="dims"):
+        save_traversal_grid(rows, [3], [0.0] * 5, tmp_path / "u.png")
+
+
+def test_phase_spans_group_close_and_hold():
+    from latentdim.pictures import phase_spans
+
+    steps = np.array([1, 50, 100, 150, 200, 250])
+    phases = ["warmup", "warmup", "close", "hold", "close", "refine"]
+    assert phase_spans(steps, phases) == [("warm-up", 1, 50), ("closing", 50, 200), ("refine", 200, 250)]
+
+
+def test_training_curves_and_closing_curve_write_pngs(tmp_path):
+    from latentdim.pictures import save_closing_curve, save_training_curves
+
+    steps = np.arange(1, 101) * 10
+    phases = ["warmup"] * 40 + ["close", "hold"] * 20 + ["refine"] * 20
+    path = save_training_curves(steps, np.linspace(1, 0.1, 100), np.linspace(2, 0, 100), phases, tmp_path / "l.png",
+                                round_steps=[410, 500])
+    assert open_png(path).size == (round(110 * 7.0), round(110 * 5.0))
+    with pytest.raises(ValueError, match="one length"):
+        save_training_curves(steps, np.ones(3), np.ones(100), phases, tmp_path / "bad.png")
+    assert save_closing_curve([{"open": 8, "k": 2}], 8, 8, tmp_path / "c.png") is None  # no verdict yet
+    assert not (tmp_path / "c.png").exists()
+    rounds = [
+        {"open": 8, "k": 2, "error": 0.10, "limit": 0.12, "kept": True},
+        {"open": 6, "k": 1, "error": 0.11, "limit": 0.12, "kept": True},
+        {"open": 5, "k": 1, "error": 0.30, "limit": 0.12, "kept": False},
+    ]
+    assert open_png(save_closing_curve(rounds, 8, 5, tmp_path / "c.png")).size == (660, 440)

@@ -168,7 +168,7 @@ def test_fid_none_with_reason_and_no_fid_keys(tmp_path):
     page = render_report(fake_result(fid=None, kid_mean=None, kid_std=None, fid_reason="needs torch-fidelity <2>"), {})
     rows = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", page))
     assert rows["FID (Inception features)"] == "not computed: needs torch-fidelity &lt;2&gt;"
-    assert rows["KID (mean ± std)"] == "not computed: needs torch-fidelity &lt;2&gt;"
+    assert rows["KID (mean ± std)"] == "not computed (as FID)"
     old = fake_result()
     for key in ("fid", "kid_mean", "kid_std", "fid_reason"):
         del old[key]

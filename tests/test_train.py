@@ -108,6 +108,23 @@ def test_tiny_run_end_to_end():
     assert not torch.equal(initial, model.mask.theta.detach())
 
 
+def test_training_curves_are_the_means_of_each_interval_with_the_phase():
+    x = make_synthetic(2, d=8, samples=256, seed=0)
+    x = (x - x.mean(0)) / x.std(0)
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("mlp", (8,), 4, width=16))
+    seen = []
+    out = train(model, torch.from_numpy(x), TrainConfig(max_steps=30, batch_size=32, history_every=10, warmup_steps=5),
+                on_step=seen.append, report_every=1)
+    per_step = {s.step: s for s in seen}  # the end repeats the last step
+    assert out.history_steps == [1, 10, 20, 30]
+    for (lo, hi), rec, w, phase in zip([(1, 1), (2, 10), (11, 20), (21, 30)], out.history_rec, out.history_w, out.history_phase):
+        assert rec == pytest.approx(np.mean([per_step[t].reconstruction for t in range(lo, hi + 1)]), rel=1e-12)
+        assert w == pytest.approx(np.mean([per_step[t].wasserstein for t in range(lo, hi + 1)]), rel=1e-12)
+        assert phase == per_step[hi].phase
+    assert out.history_phase[0] == "warmup" and out.history_phase[-1] != "warmup"
+
+
 def test_same_seed_same_mask_and_no_mask_keeps_all():
     a, _ = _tiny_run(seed=3)
     b, _ = _tiny_run(seed=3)
@@ -482,5 +499,6 @@ def test_elimination_resumes_step_for_step():
     assert states and states[-1]["step"] == stop_at and states[-1]["elimination"]["snapshot"] is not None
     model, out, _ = _elim_run(cfg, resume=states[-1])
     assert out.steps == ref_out.steps and out.closing_rounds == ref_out.closing_rounds
+    assert (out.history_rec, out.history_w, out.history_phase) == (ref_out.history_rec, ref_out.history_w, ref_out.history_phase)
     for (name, a), (_, b) in zip(model.state_dict().items(), ref_model.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
