@@ -9,9 +9,8 @@ onnxruntime is installed.
 
 from typing import Any
 
+from latentdim._version import __version__
 from latentdim.errors import LatentdimError
-
-__version__ = "0.1.0"
 
 __all__ = ["EstimateResult", "LatentdimError", "MaskAAE", "TrainConfig", "__version__", "estimate"]
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from latentdim import losses
+from latentdim._version import __version__
 from latentdim.checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
 from latentdim.data import Standardiser, VectorData, from_array, load_source
 from latentdim.data.arrays import array_file_kind, read_array_file
@@ -467,7 +468,7 @@ def _check_same_run(saved: dict[str, Any], spec: ModelSpec, seed: int, source: s
     """--resume: the command must describe the run that was interrupted."""
     stored = saved["model_spec"]
     mine = {"capacity": spec.capacity, "preset": spec.preset, "width": spec.width, "use_mask": spec.use_mask,
-            "data_shape": list(spec.data_shape)}
+            "data_shape": list(spec.data_shape), "depth": spec.depth}
     for name, value in [*mine.items(), ("seed", seed), ("source", source)]:
         theirs = saved.get(name) if name in ("seed", "source") else stored.get(name)
         if theirs != value:
@@ -632,6 +633,7 @@ def estimate(
     device: str = "auto",
     config: TrainConfig | None = None,
     width: int | None = None,
+    depth: int | None = None,
     out: str | os.PathLike[str] | None = None,
     export: str | os.PathLike[str] | None = None,
     on_step: Callable[[StepStats], None] | None = None,
@@ -674,6 +676,7 @@ def estimate(
         config: training hyper-parameters and schedule; defaults to ``TrainConfig()`` (with
             ``max_steps=10000`` for the mask-free baseline, which has nothing to settle).
         width: hidden-layer width override (small models for tests and quick looks).
+        depth: vectors: hidden layers of the encoder and decoder (default 1, the papers').
         out: folder for ``result.json``, the checkpoint, the mask history and the pictures.
         export: ONNX file for the masked generator (see :mod:`latentdim.export`).
         on_step: called with :class:`StepStats` during training (progress display).
@@ -725,7 +728,6 @@ def estimate(
         with run_display() as display:
             return estimate(**{**arguments, "progress": False, "on_step": display.on_step,
                                "on_load": on_load or display.on_load, "on_stage": on_stage or display.on_stage})
-    from latentdim import __version__
 
     def stage(*args: Any) -> None:  # (text) or (text, done, total), passed on as they came
         if on_stage is not None:
@@ -817,7 +819,7 @@ def estimate(
         config = replace(config, ae_optimiser="rmsprop" if data.images else "adam")
     if config.eliminate_hold is None:
         config = replace(config, eliminate_hold=IMAGE_ELIMINATE_HOLD if data.images else VECTOR_ELIMINATE_HOLD)
-    spec = ModelSpec(data.preset, tuple(data.array.shape[1:]), capacity, width, use_mask)
+    spec = ModelSpec(data.preset, tuple(data.array.shape[1:]), capacity, width, use_mask, depth)
     if saved is not None:
         _check_same_run(saved, spec, seed, data.source, Path(out))
     torch.manual_seed(seed)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from latentdim._version import __version__
 from latentdim.errors import LatentdimError
 from latentdim.fileio import atomic_write
 from latentdim.models import MaskAAE, ModelSpec, build_model
@@ -26,8 +27,6 @@ def save_checkpoint(
 ) -> None:
     """Writes weights (``model``'s, or ``weights`` when given), the model spec and ``extra``
     (config, step, standardisation, training state...) atomically."""
-    from latentdim import __version__
-
     state = {
         "format_version": FORMAT_VERSION,
         "latentdim_version": __version__,

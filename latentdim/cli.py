@@ -21,7 +21,7 @@ from rich.text import Text
 
 from typer.core import TyperCommand, TyperGroup
 
-from latentdim import __version__
+from latentdim._version import __version__
 from latentdim.errors import LatentdimError, TrainingInterrupted
 
 
@@ -247,6 +247,7 @@ def estimate(
     loss_budget: Annotated[Optional[float], typer.Option(help="Close dimensions only while the held-out reconstruction keeps all but this fraction of what the latent code explains (never less than 3x the training noise): the dimensions whose removal costs least close in rounds, each measured after the networks adapt (500 steps for vectors, 1,000 for images), a round that costs more is undone, and closing stops when removing one dimension fails twice. 0 turns the rule off (then the closing pressure closes until m_A is stable). \\[default: 0.02]")] = None,
     batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks. A narrower network is faster but can need more codes than the data's dimension. \\[default: the preset's]")] = None,
+    depth: Annotated[Optional[int], typer.Option(help="Vectors: hidden layers of the encoder and decoder. Deeper networks fit curved manifolds' charts better (docs/accuracy.md) and cost more per step. \\[default: 1, the papers']")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions. \\[default: none: nothing is written]")] = None,
     export: Annotated[Optional[Path], typer.Option(help="Also write the masked generator as ONNX to this file (see `latentdim export`). \\[default: none]")] = None,
     fid_weights: Annotated[Optional[Path], typer.Option(help="Images: the FID Inception weights (weights-inception-2015-12-05-6726825d.pth). \\[default: $LATENTDIM_FID_WEIGHTS, else the torch hub cache, downloaded when online]")] = None,
@@ -294,7 +295,7 @@ def estimate(
                 result = run_estimate(
                     source, capacity, key=key, preset=preset.value, channels=channels, image_size=image_size,
                     strict=strict, use_mask=not no_mask, seed=seed, device=device.value,
-                    config=config, width=width, out=out, export=export, on_step=display.on_step,
+                    config=config, width=width, depth=depth, out=out, export=export, on_step=display.on_step,
                     baselines=not no_baselines, on_load=display.on_load, resume=resume, should_stop=stop.requested,
                     checkpoint_steps=steps_every, checkpoint_seconds=seconds_every, command=command,
                     fid_weights=fid_weights, fid_samples=fid_samples, on_stage=display.on_stage,

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from latentdim import onnx_format
+from latentdim._version import __version__
 from latentdim.checkpoint import load_checkpoint
 from latentdim.errors import LatentdimError
 from latentdim.fileio import atomic_write
@@ -210,7 +211,6 @@ def write_onnx(generator: nn.Module, input_size: int, output: Path, metadata: di
             opset_version=OPSET,
         )
     model = onnx.load_from_string(buffer.getvalue())
-    from latentdim import __version__
 
     model.producer_name = "latentdim"
     model.producer_version = __version__
@@ -254,7 +254,6 @@ def export_model(
         LatentdimError: m_A = 0, a model whose output latentdim cannot map back to user units,
             ``uint8`` for a vector model, or an output path that cannot be written.
     """
-    from latentdim import __version__
 
     check_output_path(Path(output))
     config = state.get("config") or {}

@@ -62,3 +62,20 @@ def test_bad_specs():
         build_model(ModelSpec("nope", (7,), 2))
     with pytest.raises(LatentdimError, match="needs vectors"):
         build_model(ModelSpec("mlp", (1, 28, 28), 2))
+
+
+def test_mlp_depth_adds_hidden_layers_and_depth_one_is_the_papers_network():
+    torch.manual_seed(0)
+    plain = build_model(ModelSpec("mlp", (8,), 4, width=16))
+    torch.manual_seed(0)
+    one = build_model(ModelSpec("mlp", (8,), 4, width=16, depth=1))
+    for (name, a), (_, b) in zip(plain.state_dict().items(), one.state_dict().items()):
+        assert torch.equal(a, b), name  # same layers in the same order: the same initial weights
+    deep = build_model(ModelSpec("mlp", (8,), 4, width=16, depth=3))
+    linears = [m for m in deep.encoder if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(8, 16), (16, 16), (16, 16), (16, 4)]
+    assert deep.decoder(torch.zeros(2, 4)).shape == (2, 8)
+    with pytest.raises(LatentdimError, match="at least 1"):
+        build_model(ModelSpec("mlp", (8,), 4, depth=0))
+    with pytest.raises(LatentdimError, match="applies to vectors"):
+        build_model(ModelSpec("mnist", (1, 28, 28), 4, depth=2))

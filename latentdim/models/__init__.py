@@ -38,6 +38,7 @@ class ModelSpec:
     capacity: int  # latent size m
     width: int | None = None  # hidden width override (tiny models in tests); None = the preset's
     use_mask: bool = True  # False: mask fixed at one, the WAE-GP baseline
+    depth: int | None = None  # hidden layers of the mlp encoder and decoder; None = the preset's (1)
 
 
 def build_model(spec: ModelSpec) -> MaskAAE:
@@ -50,14 +51,19 @@ def build_model(spec: ModelSpec) -> MaskAAE:
         raise LatentdimError(f"capacity must be at least 1, got {spec.capacity}")
     if spec.width is not None and spec.width < 1:
         raise LatentdimError(f"width must be at least 1, got {spec.width}")
+    if spec.depth is not None and spec.depth < 1:
+        raise LatentdimError(f"depth (--depth) must be at least 1, got {spec.depth}")
+    if spec.depth is not None and spec.preset != "mlp":
+        raise LatentdimError(f"depth (--depth) applies to vectors (preset mlp), not to the image preset '{spec.preset}'")
     if spec.preset == "mlp":
         if len(spec.data_shape) != 1:
             raise LatentdimError(f"preset 'mlp' needs vectors, got samples of shape {spec.data_shape}")
         d = spec.data_shape[0]
         enc_w, dec_w = (spec.width, spec.width) if spec.width else (1000, 1024)
+        depth = spec.depth or 1
         return MaskAAE(
-            mlp_encoder(d, spec.capacity, enc_w),
-            mlp_decoder(spec.capacity, d, dec_w),
+            mlp_encoder(d, spec.capacity, enc_w, depth),
+            mlp_decoder(spec.capacity, d, dec_w, depth),
             mlp_critic(spec.capacity, dec_w),
             Mask(spec.capacity, enabled=spec.use_mask),
         )
