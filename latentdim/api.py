@@ -545,7 +545,8 @@ def _write_curves(out: Path, result: EstimateResult, files: dict[str, Path]) -> 
         files["losses_plot"] = pictures.save_training_curves(
             curves["steps"], curves["rec"], curves["w"], list(curves["phase"]), out / "losses.png",
             round_steps=[int(r["step"]) for r in result.closing_rounds],
-            title="training curves (mean over each 50 steps)",
+            title="training curves" + (f" (means over each {int(np.median(np.diff(curves['steps'])))} steps)"
+                                       if len(curves["steps"]) > 2 else ""),
         )
     closing = pictures.save_closing_curve(
         result.closing_rounds, result.capacity, result.m_active, out / "closing.png",

@@ -118,10 +118,7 @@ def save_sample_grid(images: np.ndarray, path: PathLike, columns: int | None = N
         FileNotFoundError: the folder of ``path`` does not exist.
     """
     path = _target(path)
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
-    grid = image_grid(images, columns)
-    _write_png_array(path, np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1))
+    _write_png_array(path, _scaled(image_grid(images, columns), scale))
     return path
 
 
@@ -154,8 +151,9 @@ def save_reconstruction_grid(
         FileNotFoundError: the folder of ``path`` does not exist.
     """
     path = _target(path)
-    top = _to_uint8_hwc(real, "real")
-    _to_uint8_hwc(reconstructed, "reconstructed")
+    # uint8 (N, C, H, W): labelled_grid then takes them as they are
+    top = _to_uint8_hwc(real, "real").transpose(0, 3, 1, 2)
+    bottom = _to_uint8_hwc(reconstructed, "reconstructed").transpose(0, 3, 1, 2)
     if np.shape(real) != np.shape(reconstructed):
         raise ValueError(
             f"real and reconstructed must have the same shape, got {np.shape(real)} and {np.shape(reconstructed)}"
@@ -164,7 +162,7 @@ def save_reconstruction_grid(
     cols = _grid_columns(n, columns)
     rows, names = [], []
     for p in range(math.ceil(n / cols)):
-        rows += [real[p * cols : (p + 1) * cols], reconstructed[p * cols : (p + 1) * cols]]
+        rows += [top[p * cols : (p + 1) * cols], bottom[p * cols : (p + 1) * cols]]
         names += ["real", "reconstructed"]
     _write_png_array(path, labelled_grid(rows, names if labels else None, scale=scale))
     return path
@@ -202,13 +200,10 @@ def labelled_grid(
     shape = tiles[0].shape[1:]
     if any(t.shape[1:] != shape for t in tiles):
         raise ValueError(f"every row's images must have one shape, got {[t.shape[1:] for t in tiles]}")
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
     cols = max(t.shape[0] for t in tiles)
     blank = np.full((1, *shape), 255, dtype=np.uint8)
     cells = np.concatenate([np.concatenate([t] + [blank] * (cols - t.shape[0])) for t in tiles])
-    grid = image_grid(cells.transpose(0, 3, 1, 2), cols, pad=pad)
-    grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    grid = _scaled(image_grid(cells.transpose(0, 3, 1, 2), cols, pad=pad), scale)
     if row_labels is None and column_labels is None:
         return grid
     if row_labels is not None and len(row_labels) != len(rows):
@@ -247,6 +242,13 @@ def _add_labels(
         draw.text((centre, margin_top // 2), text, fill=ink, font=font, anchor="mm")
     out = np.asarray(canvas)
     return out[:, :, None] if c == 1 else out
+
+
+def _scaled(grid: np.ndarray, scale: int) -> np.ndarray:
+    """``grid`` (H, W, C) with every pixel repeated into a ``scale`` x ``scale`` block."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
+    return np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
 
 
 def _label_font() -> Any:
@@ -290,6 +292,8 @@ PHASE_SHADES: dict[str, tuple[str, str]] = {
     "hold": ("#fbe3c8", "closing"),
     "refine": ("#dcefd9", "refine"),
 }
+#: The legend's words -> their shade, in PHASE_SHADES' order.
+_SHADE_OF: dict[str, str] = {words: colour for colour, words in PHASE_SHADES.values()}
 
 
 def phase_spans(steps: np.ndarray, phases: Sequence[str]) -> list[tuple[str, float, float]]:
@@ -338,7 +342,7 @@ def save_training_curves(
     spans = phase_spans(x, list(phases))
     for ax, values, label in ((top, rec, "reconstruction loss"), (bottom, w, "critic's W")):
         for words, lo, hi in spans:
-            colour = next((c for c, wd in PHASE_SHADES.values() if wd == words), None)
+            colour = _SHADE_OF.get(words)
             if colour and hi > lo:
                 ax.axvspan(lo, hi, color=colour, linewidth=0, zorder=0)
         for s in round_steps:
@@ -353,7 +357,7 @@ def save_training_curves(
     if x[-1] > x[0]:
         bottom.set_xlim(x[0], x[-1])
     shown = dict.fromkeys(words for words, _, _ in spans)
-    handles = [Patch(color=c, label=wd) for c, wd in dict((wd, (c, wd)) for c, wd in PHASE_SHADES.values()).values() if wd in shown]
+    handles = [Patch(color=colour, label=words) for words, colour in _SHADE_OF.items() if words in shown]
     if handles:
         top.legend(handles=handles, loc="upper right", fontsize="small", framealpha=0.9)
     if title:
@@ -367,7 +371,9 @@ def save_closing_curve(
 ) -> Path | None:
     """Plots the held-out reconstruction error after each elimination round against the number of
     dimensions that round left open: kept rounds as dots joined in order, refused ones as red
-    crosses, each round's limit (the loss budget) as a dashed step line, m_A as a vertical line.
+    crosses, each round's limit (the loss budget) as a dashed line through a tick per round, the
+    warm-up's best error (where closing started, all the first round's dims open) as a square, and
+    m_A as a vertical line.
     Returns None (and writes nothing) when no round has a verdict.
 
     ``rounds`` are :attr:`latentdim.train.TrainOutcome.closing_rounds`: each with ``open``, ``k``

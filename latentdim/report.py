@@ -47,8 +47,8 @@ CAPTIONS: dict[str, str] = {
     "traversals": "Latent traversals: each row moves one active dimension from -2.5 to +2.5 (the column "
     "labels) with every other code at 0, decoded by the masked decoder; the dimensions that change the image "
     "most come first.",
-    "losses_plot": "Training curves: the auto-encoder's reconstruction loss and the critic's W (means over each "
-    "50 steps), with the phases shaded (warm-up, closing, refine) and each elimination round's start as a thin line.",
+    "losses_plot": "Training curves: the auto-encoder's reconstruction loss and the critic's W (means over "
+    "the steps between recorded points), with the phases shaded (warm-up, closing, refine) and each elimination round's start as a thin line.",
     "closing_plot": "Closing rounds: the held-out reconstruction error after each round against the dimensions it "
     "left open (closing runs right to left); a round above its limit (the loss budget, dashed) was rolled back, "
     "and m_A is where the rounds stopped.",
