@@ -11,7 +11,7 @@ its images against real ones are printed:
 
 It also prints the range of the active codes' standard deviations (1 where the aggregate
 posterior matches the prior's scale) and, with `--draws K`, the spread of the prior's FD over K
-draws of samples and real images. docs/mask-dynamics.md ("Why MaskAAE's samples lose at
+draws of samples and real images. docs/log/mask-dynamics.md ("Why MaskAAE's samples lose at
 capacity 64") has the figures this produced.
 
 Usage: python bench/fd_anatomy.py DATA CHECKPOINT [CHECKPOINT ...] [--samples 5000] [--draws 0]
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentdim.api import _chunked
+from latentdim.models import chunked as _chunked
 from latentdim.checkpoint import load_checkpoint
 from latentdim.data.images import load_images
 from latentdim.metrics.frechet import frechet_distance_samples

@@ -55,7 +55,7 @@ def mnist_checkpoint(path: Path, capacity: int = 16, m_active: int = 10) -> None
 
     from latentdim.checkpoint import save_checkpoint
     from latentdim.models import ModelSpec, build_model
-    from latentdim.train import TrainConfig
+    from latentdim.training import TrainConfig
 
     torch.manual_seed(0)
     spec = ModelSpec("mnist", (1, 28, 28), capacity)  # width None: the preset's own 1024

@@ -156,59 +156,20 @@ def main(
 
 
 def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
-    from latentdim.api import NO_DIMENSION_LEFT, unsettled_text
-    from latentdim.report import BASELINE_NAMES, baseline_undefined_text, closing_margin_text, closing_rounds_text, skipped_text
+    """The result's rows (:func:`latentdim.result.result_rows`, the report's too) as a Rich table:
+    m_A green when settled, yellow when not; warnings yellow."""
+    from latentdim.result import result_rows
 
     table = Table(title="latentdim estimate", show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
-    kind = "MaskAAE" if result.use_mask else "WAE-GP baseline (--no-mask)"
-    colour = "bold green" if result.settled else "bold yellow"
-    table.add_row("active dimensions m_A", f"[{colour}]{result.m_active}[/] of capacity {result.capacity}")
-    unsettled = unsettled_text(result)
-    if unsettled is not None:
-        table.add_row("warning", Text(unsettled, style="bold yellow"))
-    if result.baselines is None:
-        table.add_row("classical estimators", "skipped (--no-baselines)")
-    else:
-        # One row, m_A first, so agreement (or not) is visible at a glance.
-        b = result.baselines
-        cells = [
-            f"{b[k]:.2f}" if b.get(k) is not None else escape(baseline_undefined_text(k, result.baseline_errors) or "n/a")
-            for k in BASELINE_NAMES
-        ]
-        table.add_row("m_A | TwoNN | MLE | lPCA", f"[{colour}]{result.m_active}[/] | " + " | ".join(cells))
-    if result.use_mask and result.m_active == 0:
-        table.add_row("warning", Text(NO_DIMENSION_LEFT, style="bold yellow"))
-    table.add_row("undecided dimensions", str(result.undecided))
-    rounds = closing_rounds_text(result.closing_rounds)
-    if rounds is not None:
-        table.add_row("closing rounds", rounds)
-    gap = closing_margin_text(result.closing_margin)
-    if gap is not None:
-        table.add_row("gap below m_A", gap)
-    table.add_row("model", f"{kind}, preset {result.preset}, schedule {result.schedule}")
-    shape = "x".join(map(str, result.data_shape))
-    table.add_row("source", f"{result.source} ({shape} per sample)")
-    skipped = skipped_text(result.skipped_files, result.skipped_examples)
-    if skipped is not None:
-        table.add_row("skipped files", Text(skipped, style="yellow"))
-    table.add_row("steps", f"{result.steps} ({result.stop_reason}) in {result.seconds:.1f} s on {result.device}")
-    table.add_row("reconstruction error", f"{result.reconstruction_error:.4f}")
-    table.add_row("Wasserstein estimate W", f"{result.wasserstein:.4f}")
-    fd = "n/a" if result.frechet_distance is None else f"{result.frechet_distance:.4f}"
-    table.add_row("Frechet distance (data space)" if len(result.data_shape) == 1 else "Frechet distance (pixels)", fd)
-    if len(result.data_shape) == 3:
-        if result.fid is not None:
-            kid = "" if result.kid_mean is None else f"  KID {result.kid_mean:.4f} ± {result.kid_std:.4f}"
-            table.add_row("FID (Inception)", f"{result.fid:.2f}{kid}  ({result.fid_samples} images a side)")
+    answer = "bold green" if result.settled else "bold yellow"
+    for row in result_rows(result.to_dict()):
+        if row.tone == "answer":
+            first, sep, rest = row.text.partition(" ")
+            table.add_row(row.label, Text.assemble((first, answer), sep + rest))
         else:
-            table.add_row("FID (Inception)", f"[yellow]not computed[/]: {result.fid_reason}")
-    if result.precision is not None:
-        table.add_row("precision / recall (k = 3)", f"{result.precision:.3f} / {result.recall:.3f}")
-    table.add_row("NAC (active dims)", "n/a" if result.nac is None else f"{result.nac:.4f}")
-    mask = " ".join(f"{v:.2f}" for v in sorted(result.mask, reverse=True))
-    table.add_row("mask (sorted)", mask)
+            table.add_row(row.label, Text(row.text, style="bold yellow" if row.tone == "warn" else ""))
     return table
 
 
@@ -263,29 +224,16 @@ def estimate(
     Examples: latentdim estimate synthetic:n=8 --capacity 16;
     latentdim estimate ./images --capacity 128 --out runs/images
     """
-    from latentdim.api import EstimateWarning
+    from latentdim.result import EstimateWarning
     from latentdim.api import estimate as run_estimate
     from latentdim.progress import run_display
-    from latentdim.train import NO_MASK_MAX_STEPS, TrainConfig
+    from latentdim.settings import training_config
 
-    if schedule is Schedule.reference:
-        if closing_pressure is not None or loss_budget is not None:
-            fail("--closing-pressure and --loss-budget apply to the latentdim schedule only; drop them or use --schedule latentdim")
-        config = TrainConfig.reference(batch_size=batch_size)
-    else:
-        config = TrainConfig(batch_size=batch_size)
-    if max_steps is not None:
-        config.max_steps = max_steps
-    elif no_mask:
-        config.max_steps = NO_MASK_MAX_STEPS
-    if closing_pressure is not None:
-        if closing_pressure < 0:
-            fail(f"--closing-pressure must be >= 0, got {closing_pressure}")
-        config.closing_pressure = closing_pressure
-    if loss_budget is not None:
-        if not 0 <= loss_budget < 1:
-            fail(f"--loss-budget must be in [0, 1), got {loss_budget}")
-        config.loss_budget = loss_budget  # 0: off (None would mean "the default for the data")
+    try:
+        config = training_config(use_mask=not no_mask, schedule=schedule.value, batch_size=batch_size, max_steps=max_steps,
+                                 closing_pressure=closing_pressure, loss_budget=loss_budget)
+    except LatentdimError as e:
+        fail(str(e))
     steps_every, seconds_every = parse_interval(checkpoint_every)
     command = "latentdim " + shlex.join(sys.argv[1:])
     with stop_on_signals() as stop:
@@ -304,31 +252,41 @@ def estimate(
         except LatentdimError as e:
             fail(str(e))
         except TrainingInterrupted as e:
-            name = "SIGTERM" if stop.signal == signal.SIGTERM else "Ctrl-C"
-            if e.checkpoint:
-                folder = Path(e.checkpoint).parent
-                again = command if resume is not None else f"{command} --resume {shlex.quote(str(folder))}"
-                err_console.print(f"[yellow]{name}: stopped after step {e.step}; checkpoint written to {escape(str(e.checkpoint))}[/]", highlight=False, soft_wrap=True)
-                err_console.print(f"resume with: {escape(again)}", highlight=False, soft_wrap=True)
-            else:
-                err_console.print(f"[yellow]{name}: stopped after step {e.step}; nothing saved (use --out DIR to keep checkpoints)[/]", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=143 if stop.signal == signal.SIGTERM else 130)
+            _say_interrupted(e, stop.signal, command, resume is not None)
         except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(code=130)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
     else:
-        out_console.print(result_table(result))
-        if result.files:
-            names = ", ".join(Path(p).name for p in result.files.values())
-            folder = Path(next(iter(result.files.values()))).parent  # --out, or the --resume folder
-            out_console.print(f"wrote {escape(names)} to {escape(str(folder))}", highlight=False, soft_wrap=True)
-        if not result.settled and result.stop_reason == "max_steps" and result.files:
+        _print_result(result, export)
+
+
+def _say_interrupted(e: TrainingInterrupted, signum: int | None, command: str, resuming: bool) -> None:
+    """Where the checkpoint went and the command that resumes; exits 130 (Ctrl-C) or 143 (SIGTERM)."""
+    name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    if e.checkpoint:
+        folder = Path(e.checkpoint).parent
+        again = command if resuming else f"{command} --resume {shlex.quote(str(folder))}"
+        err_console.print(f"[yellow]{name}: stopped after step {e.step}; checkpoint written to {escape(str(e.checkpoint))}[/]", highlight=False, soft_wrap=True)
+        err_console.print(f"resume with: {escape(again)}", highlight=False, soft_wrap=True)
+    else:
+        err_console.print(f"[yellow]{name}: stopped after step {e.step}; nothing saved (use --out DIR to keep checkpoints)[/]", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=143 if signum == signal.SIGTERM else 130)
+
+
+def _print_result(result, export: Path | None) -> None:  # noqa: ANN001 - EstimateResult
+    """The table, what was written where, and how to continue a run that stopped at its limit."""
+    out_console.print(result_table(result))
+    if result.files:
+        names = ", ".join(Path(p).name for p in result.files.values())
+        folder = Path(next(iter(result.files.values()))).parent  # --out, or the --resume folder
+        out_console.print(f"wrote {escape(names)} to {escape(str(folder))}", highlight=False, soft_wrap=True)
+        if not result.settled and result.stop_reason == "max_steps":
             again = continue_command(sys.argv[1:], str(folder), 2 * result.steps)
             out_console.print(f"[yellow]continue with:[/] {escape(again)}", highlight=False, soft_wrap=True)
-        if export is not None:
-            out_console.print(f"wrote the generator (input z of size {result.m_active}) to {escape(str(export))}", highlight=False, soft_wrap=True)
+    if export is not None:
+        out_console.print(f"wrote the generator (input z of size {result.m_active}) to {escape(str(export))}", highlight=False, soft_wrap=True)
 
 
 @app.command(cls=Command)

@@ -37,7 +37,7 @@ from latentdim.checkpoint import load_checkpoint
 from latentdim.errors import LatentdimError
 from latentdim.fileio import atomic_write
 from latentdim.models import MaskAAE, ModelSpec, count_active
-from latentdim.models.mask import ACTIVE_THRESHOLD
+from latentdim.models.mask import active_dims
 
 #: ONNX operator set of the exported graph; onnxruntime >= 1.12 runs it.
 OPSET = 17
@@ -178,7 +178,7 @@ def masked_generator(
         LatentdimError: no coordinate is active (m_A = 0): there is nothing to sample.
     """
     mu = mu.detach().float().cpu()
-    active = [int(j) for j in torch.nonzero(mu >= ACTIVE_THRESHOLD).flatten()]
+    active = active_dims(mu)
     if not active:
         raise LatentdimError("the mask closed every latent dimension (m_A = 0), so there is no generator to export")
     generator = MaskedGenerator(copy.deepcopy(decoder).cpu(), scatter_matrix(mu, active), active, data_shape, head)

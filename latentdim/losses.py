@@ -80,7 +80,7 @@ def mask_loss(
     """1000 rec + (1 + W)^2 + lambda3 sum_j |mu_j (1 - mu_j)| + beta sum_j mu_j.
 
     The first three terms are SPEC §3. The last, the closing pressure beta, is latentdim's addition
-    (docs/mask-dynamics.md): a needed dimension is defended by the reconstruction term, a spurious
+    (docs/log/mask-dynamics.md): a needed dimension is defended by the reconstruction term, a spurious
     one only by W, so a modest uniform pressure closes the spurious ones first. beta = 0 is the
     papers' loss.
     """

@@ -37,6 +37,7 @@ from PIL import Image
 from latentdim.errors import LatentdimError
 from latentdim.fileio import atomic_write
 from latentdim.metrics._validate import active_indices
+from latentdim.pixels import tile, to_levels, to_pil
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -88,17 +89,10 @@ def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> 
         ValueError: wrong ndim, channel count or dtype, N == 0, or a bad ``columns`` or ``pad``.
     """
     tiles = _to_uint8_hwc(images, "images")
-    n, h, w, c = tiles.shape
-    cols = _grid_columns(n, columns)
+    cols = _grid_columns(tiles.shape[0], columns)
     if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
         raise ValueError(f"pad must be an integer >= 0, got {pad!r}")
-    rows = math.ceil(n / cols)
-    canvas = np.full((rows * h + pad * (rows + 1), cols * w + pad * (cols + 1), c), 255, dtype=np.uint8)
-    for k, tile in enumerate(tiles):
-        r, q = divmod(k, cols)
-        top, left = pad + r * (h + pad), pad + q * (w + pad)
-        canvas[top : top + h, left : left + w] = tile
-    return canvas
+    return tile(tiles, cols, pad=int(pad))
 
 
 def save_sample_grid(images: np.ndarray, path: PathLike, columns: int | None = None, scale: int = 1) -> Path:
@@ -376,7 +370,7 @@ def save_closing_curve(
     m_A as a vertical line.
     Returns None (and writes nothing) when no round has a verdict.
 
-    ``rounds`` are :attr:`latentdim.train.TrainOutcome.closing_rounds`: each with ``open``, ``k``
+    ``rounds`` are :attr:`latentdim.training.TrainOutcome.closing_rounds`: each with ``open``, ``k``
     and, once its hold ended, ``error``, ``limit`` and ``kept``.
     """
     path = _target(path)
@@ -650,14 +644,9 @@ def _to_uint8_hwc(images: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} must have 1 or 3 channels (axis 1), got {c} in shape {arr.shape}")
     if n == 0 or h == 0 or w == 0:
         raise ValueError(f"{name} must hold at least one non-empty image, got shape {arr.shape}")
-    if arr.dtype == np.uint8:
-        out = arr
-    elif np.issubdtype(arr.dtype, np.floating):
-        scaled = np.clip(np.nan_to_num(arr.astype(np.float64), nan=0.0), 0.0, 1.0) * 255.0
-        out = np.rint(scaled).astype(np.uint8)
-    else:
+    if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"{name} must be uint8 or floating point in [0, 1], got dtype {arr.dtype}")
-    return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+    return np.ascontiguousarray(to_levels(arr).transpose(0, 2, 3, 1))
 
 
 def _grid_columns(n: int, columns: int | None) -> int:
@@ -687,7 +676,7 @@ def _target(path: PathLike) -> Path:
 
 def _write_png_array(path: Path, grid: np.ndarray) -> None:
     """Writes a uint8 (H, W, C) array as a PNG: mode L for C == 1, RGB for C == 3."""
-    image = Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid)
+    image = to_pil(grid)
     atomic_write(path, lambda f: image.save(f, format="PNG"))
 
 

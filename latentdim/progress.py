@@ -12,7 +12,7 @@ from rich.table import Column
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:  # `latentdim sample` uses this module and must run without torch
-    from latentdim.train import StepStats
+    from latentdim.training import StepStats
 
 
 #: Without a terminal (a log file, a pipe), a training line at most this often (and at every

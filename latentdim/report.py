@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import os
 from collections.abc import Mapping
 from html import escape
@@ -26,18 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from latentdim.fileio import atomic_write
+from latentdim.result import NA, Row, finite_floats, result_rows, unsettled_text
+from latentdim.thresholds import ACTIVE_THRESHOLD, DECIDED_THRESHOLD
 
 __all__ = ["CAPTIONS", "pictures_from_files", "render_report", "write_report"]
 
-#: A mask value at or above this counts as active (``latentdim.models.mask.ACTIVE_THRESHOLD``;
-#: repeated here so this module does not import torch).
-ACTIVE_THRESHOLD = 0.1
-#: An active dimension below this is "undecided" (``count_undecided``).
-DECIDED_THRESHOLD = 0.9
-#: :func:`closing_margin` at or above this many allowances: a clear gap below m_A. Removing a
-#: true factor of rendered images cost 1.4-17 allowances; Fashion-MNIST and the rendered count that
-#: came out one too high, 0.01-0.49 (docs/mask-dynamics.md, "How sharp the count is").
-CLEAR_MARGIN = 1.0
 
 #: Known pictures, in the order the report shows them, with what each one shows.
 CAPTIONS: dict[str, str] = {
@@ -58,7 +50,7 @@ CAPTIONS: dict[str, str] = {
     "(near 0 off the diagonal means the active dimensions carry independent information).",
 }
 
-_NA = "n/a"
+_NA = NA
 
 _CSS = """
 :root { color-scheme: light dark; --fg: #1b1f24; --muted: #5b6570; --bg: #ffffff; --panel: #f4f6f8;
@@ -118,110 +110,8 @@ def _e(value: Any) -> str:
     return _NA if value is None else escape(str(value), quote=True)
 
 
-def _num(value: Any, spec: str) -> str:
-    """``format(value, spec)`` escaped; None is 'n/a'; a value that is not a number shows as it is."""
-    if value is None:
-        return _NA
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:  # a numeric string, e.g. from a hand-edited result.json
-            value = float(value)
-        except (TypeError, ValueError):
-            return _e(value)
-    try:
-        return escape(format(value, spec))
-    except (TypeError, ValueError):
-        return _e(value)
-
-
-def closing_rounds_text(rounds: Any) -> str | None:
-    """The summary of an elimination's rounds, "N (M undone: over the loss budget)"; None when
-    there were none (vectors, or a run without a loss budget). Shared by the CLI's table."""
-    if not isinstance(rounds, list) or not rounds:
-        return None
-    undone = sum(1 for r in rounds if isinstance(r, Mapping) and r.get("kept") is False)
-    return f"{len(rounds)} ({undone} undone: over the loss budget)"
-
-
-def closing_margin(rounds: Any) -> float | None:
-    """How sharply the count is determined: over the rounds of one dimension refused after the
-    last kept round (the ones that ended closing), the smallest excess of the held-out error over
-    the budget's limit, in allowances (the limit minus the best error). Several allowances: one
-    dimension fewer clearly loses information (a gap); a fraction: the error creeps up a little
-    per dimension and nearby counts fit about as well. None when closing did not end on refused
-    rounds of one (vectors, no loss budget, a step limit, or rounds recorded before the field)."""
-    if not isinstance(rounds, list):
-        return None
-    tail = []
-    for r in reversed(rounds):
-        if not isinstance(r, Mapping) or r.get("kept") is not False:
-            break
-        tail.append(r)
-    excess = []
-    for r in tail:
-        err, limit, allowance = (_floats([r.get(k)]) for k in ("error", "limit", "allowance"))
-        if len(r.get("dims") or []) == 1 and err and limit and allowance and allowance[0] > 0:
-            excess.append((err[0] - limit[0]) / allowance[0])
-    return min(excess) if excess else None
-
-
-def closing_margin_text(margin: Any) -> str | None:
-    """The CLI's and the report's words for :func:`closing_margin`; None when there is none."""
-    value = _floats([margin])
-    if not value:
-        return None
-    m = value[0]
-    if m >= CLEAR_MARGIN:
-        return f"clear: one dimension fewer went {m:.1f} allowances over the loss budget"
-    return (f"soft: one dimension fewer went only {m:.2f} of an allowance over the loss budget, so "
-            "counts a few dimensions either side fit the data about as well")
-
-
-#: The classical estimators in the order the table and the report show them.
-BASELINE_NAMES = ("twonn", "mle", "lpca")
-
-
-def baseline_undefined_text(name: str, errors: Any) -> str | None:
-    """The CLI's and the report's words for a classical estimator that is undefined on the data,
-    "undefined (why)"; None when ``errors`` (a run's ``baseline_errors``) has no entry for it."""
-    if not isinstance(errors, Mapping) or errors.get(name) is None:
-        return None
-    why = str(errors[name])
-    # "TwoNN is undefined: every point's ..." -> "undefined (every point's ...)"
-    return f"undefined ({why.split(' is undefined: ', 1)[-1]})"
-
-
-def skipped_text(count: Any, examples: Any) -> str | None:
-    """The CLI's and the report's words for the unreadable image files a run skipped, naming the
-    first few; None when none were skipped."""
-    if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
-        return None
-    text = f"{count} unreadable image files skipped (--strict makes this an error)"
-    named = [str(e) for e in examples] if isinstance(examples, (list, tuple)) else []
-    if named:
-        more = count - len(named)
-        text += ": " + "; ".join(named) + (f"; and {more} more" if more > 0 else "")
-    return text
-
-
 def _get(result: Mapping[str, Any], key: str) -> Any:
     return result.get(key) if isinstance(result, Mapping) else None
-
-
-def _floats(values: Any) -> list[float]:
-    """The finite numbers in ``values`` (anything else dropped)."""
-    if not isinstance(values, (list, tuple)):
-        return []
-    out = []
-    for v in values:
-        if isinstance(v, bool):
-            continue
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(f):
-            out.append(f)
-    return out
 
 
 # --------------------------------------------------------------------------- pieces
@@ -237,7 +127,10 @@ def _header(result: Mapping[str, Any], title: str) -> str:
         bits.append(f"latentdim {_e(_get(result, 'version'))}")
     notes = []
     stop, settled, phase = _get(result, "stop_reason"), result.get("settled"), result.get("phase")
-    if settled is False or (settled is None and stop in ("max_steps", "interrupted", "diverged")):
+    unsettled = unsettled_text(result)
+    if unsettled is not None:
+        notes.append(_e(unsettled[0].upper() + unsettled[1:]) + ".")
+    elif settled is None and stop in ("max_steps", "interrupted", "diverged"):  # a result.json from before `settled`
         where = f" in phase '{_e(phase)}'" if phase else ""
         notes.append(f"Training ended with stop reason '{_e(stop)}'{where} before the mask settled: m_A may not be final.")
     undecided = _get(result, "undecided")
@@ -255,86 +148,31 @@ def _header(result: Mapping[str, Any], title: str) -> str:
     )
 
 
-def _compare(result: Mapping[str, Any]) -> tuple[str, str]:
-    """The 'm_A | TwoNN | MLE | lPCA' row: label and cell HTML."""
-    label = "m_A | TwoNN | MLE | lPCA"
-    if "baselines" not in result:
-        return label, _NA
-    b = result["baselines"]
-    if b is None:
-        return "classical estimators", "skipped (--no-baselines)"
-    if not isinstance(b, Mapping):
-        return label, _e(b)
-    errors = result.get("baseline_errors")
-    cells = "".join(
-        f"<td>{_num(b.get(k), '.2f') if (why := baseline_undefined_text(k, errors)) is None else _e(why)}</td>"
-        for k in BASELINE_NAMES
-    )
-    table = (
-        '<table class="compare"><tr><th>m<sub>A</sub></th><th>TwoNN</th><th>MLE</th><th>lPCA</th></tr>'
-        f'<tr><td class="ma">{_e(_get(result, "m_active"))}</td>{cells}</tr></table>'
-    )
-    return label, table
-
-
-def _rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(label, value HTML) pairs, the CLI's ``result_table`` plus the FID/KID and bookkeeping rows."""
-    g = result.get
-    rows: list[tuple[str, str]] = []
-    rows.append(("active dimensions m_A", f"<strong>{_e(g('m_active'))}</strong> of capacity {_e(g('capacity'))}"))
-    rows.append(_compare(result))
-    rows.append(("undecided dimensions", _e(g("undecided"))))
-    rounds = closing_rounds_text(g("closing_rounds"))
-    if rounds is not None:
-        rows.append(("closing rounds", rounds))
-    gap = closing_margin_text(g("closing_margin"))
-    if gap is not None:
-        rows.append(("gap below m_A", _e(gap)))
-    kind = "WAE-GP baseline (--no-mask)" if g("use_mask") is False else "MaskAAE"
-    rows.append(("model", f"{kind}, preset {_e(g('preset'))}, schedule {_e(g('schedule'))}"))
-    shape = g("data_shape")
-    shape_text = "x".join(_e(s) for s in shape) if isinstance(shape, (list, tuple)) else _e(shape)
-    rows.append(("source", f'<span class="mono">{_e(g("source"))}</span> ({shape_text} per sample)'))
-    skipped = skipped_text(g("skipped_files"), g("skipped_examples"))
-    if skipped is not None:
-        rows.append(("skipped files", _e(skipped)))
-    rows.append((
-        "steps",
-        f"{_e(g('steps'))} ({_e(g('stop_reason'))}) in {_num(g('seconds'), '.1f')} s on {_e(g('device'))}",
-    ))
-    rows.append(("reconstruction error", _num(g("reconstruction_error"), ".4f")))
-    rows.append(("Wasserstein estimate W", _num(g("wasserstein"), ".4f")))
-    pixels = isinstance(shape, (list, tuple)) and len(shape) == 3
-    rows.append((
-        "Frechet distance (pixels)" if pixels else "Frechet distance (data space)",
-        _num(g("frechet_distance"), ".4f"),
-    ))
-    if "fid" in result or "kid_mean" in result:
-        reason = g("fid_reason")
-        not_computed = f"not computed: {_e(reason)}" if reason is not None else _NA
-        fid = g("fid")
-        rows.append(("FID (Inception features)", not_computed if fid is None else _num(fid, ".2f")))
-        kid_mean, kid_std = g("kid_mean"), g("kid_std")
-        if kid_mean is None:  # for the same reason as FID when that was not computed either
-            kid = "not computed (as FID)" if fid is None and reason is not None else not_computed
-        else:
-            kid = _num(kid_mean, ".4f") + ("" if kid_std is None else f" ± {_num(kid_std, '.4f')}")
-        rows.append(("KID (mean ± std)", kid))
-    rows.append(("precision / recall (k = 3)", f"{_num(g('precision'), '.3f')} / {_num(g('recall'), '.3f')}"))
-    rows.append(("NAC (active dims)", _num(g("nac"), ".4f")))
-    rows.append(("seed", _e(g("seed"))))
-    return rows
+def _cell(row: Row) -> str:
+    """A row's value as HTML: the comparison as a small table, m_A in bold, names in mono."""
+    if row.cells:
+        head = "".join(f"<th>{'m<sub>A</sub>' if h == 'm_A' else _e(h)}</th>" for h, _ in row.cells)
+        first, *rest = (v for _, v in row.cells)
+        values = f'<td class="ma">{_e(first)}</td>' + "".join(f"<td>{_e(v)}</td>" for v in rest)
+        return f'<table class="compare"><tr>{head}</tr><tr>{values}</tr></table>'
+    if row.label == "active dimensions m_A":
+        number, _, rest = row.text.partition(" ")
+        return f"<strong>{_e(number)}</strong> {_e(rest)}"
+    if row.tone == "mono":
+        name, sep, rest = row.text.rpartition(" (")
+        return f'<span class="mono">{_e(name)}</span>{_e(sep[:1])}{_e(sep[1:] + rest)}' if sep else f'<span class="mono">{_e(row.text)}</span>'
+    return _e(row.text)
 
 
 def _result_table(result: Mapping[str, Any]) -> str:
-    body = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>\n" for label, value in _rows(result))
+    body = "".join(f"<tr><th>{_e(row.label)}</th><td>{_cell(row)}</td></tr>\n" for row in result_rows(result))
     return f'<div class="scroll"><table class="result">\n{body}</table></div>\n'
 
 
 def _mask_chart(result: Mapping[str, Any]) -> str:
     """The sorted mask values as an inline SVG bar chart, threshold dashed, plus the values as text."""
     raw = _get(result, "mask")
-    values = sorted(_floats(raw), reverse=True)
+    values = sorted(finite_floats(raw), reverse=True)
     if not values:
         return f"<p>{_NA} (no mask values in this result)</p>\n"
     n = len(values)

@@ -24,10 +24,10 @@ from typing import Any
 import h5py
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
 
 from latentdim import onnx_format
 from latentdim.errors import LatentdimError
+from latentdim.pixels import tile, to_levels, to_pil
 
 #: Vector formats: HDF5 (dataset "samples") or numpy's .npy.
 FORMATS = ("h5", "npy")
@@ -140,34 +140,6 @@ def _kind(gen: Generator, out: np.ndarray) -> str:
     return kind
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """(b, C, H, W) images -> uint8 (b, H, W, C): uint8 passes through, floats in [0, 1] are scaled.
-
-    Floats are clipped to [0, 1] first (a foreign generator may overshoot) and rounded, not
-    truncated, to the nearest of the 256 levels.
-    """
-    if images.dtype != np.uint8:
-        images = np.rint(np.clip(images.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
-    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
-
-
-def _png(image: np.ndarray) -> Image.Image:
-    """(H, W, C) uint8 -> a PIL image; one channel becomes grayscale."""
-    return Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
-
-
-def grid(images: np.ndarray) -> np.ndarray:
-    """Tiles (b, H, W, C) uint8 images row by row into a near-square (rows*H, cols*W, C) image."""
-    b, h, w, c = images.shape
-    cols = math.ceil(math.sqrt(b))
-    rows = math.ceil(b / cols)
-    canvas = np.zeros((rows * h, cols * w, c), dtype=np.uint8)
-    for i, image in enumerate(images):
-        r, q = divmod(i, cols)
-        canvas[r * h : (r + 1) * h, q * w : (q + 1) * w] = image
-    return canvas
-
-
 def _make_folder(out: Path) -> list[Path]:
     """Creates ``out`` and missing parents; returns the folders it created, outermost first."""
     if out.exists() and not out.is_dir():
@@ -227,14 +199,7 @@ def sample(
             a negative seed, ``fmt`` unknown or given for an image model, or an output folder
             that cannot be created or written. Nothing is left in ``out`` on failure.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise LatentdimError(f"the number of samples must be at least 1, got {n}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise LatentdimError(f"batch size must be at least 1, got {batch_size}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise LatentdimError(f"seed must be a non-negative integer, got {seed}")
-    if fmt is not None and fmt not in FORMATS:
-        raise LatentdimError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+    _check_arguments(n, batch_size, seed, fmt)
     gen = open_generator(model_path)
     if gen.metadata is None:
         warnings.warn(
@@ -269,6 +234,26 @@ def sample(
             on_progress(done, n)
 
     out = Path(out)
+    write = (lambda folder: _write_images(batches(), n, folder)) if kind == "images" else (
+        lambda folder: [_write_vectors(batches(), n, first.shape[1], fmt or "h5", folder, seed, gen.path.name)])
+    names = _write_staged(out, write)
+    return SampleInfo(kind, n, tuple(first.shape[1:]), seed, [out / name for name in names], gen.metadata is not None)
+
+
+def _check_arguments(n: Any, batch_size: Any, seed: Any, fmt: str | None) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise LatentdimError(f"the number of samples must be at least 1, got {n}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise LatentdimError(f"batch size must be at least 1, got {batch_size}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise LatentdimError(f"seed must be a non-negative integer, got {seed}")
+    if fmt is not None and fmt not in FORMATS:
+        raise LatentdimError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+
+
+def _write_staged(out: Path, write: Callable[[Path], list[str]]) -> list[str]:
+    """Runs ``write(folder)`` in a staging folder inside ``out`` and moves what it wrote into
+    ``out``; on any failure nothing is left behind (not even the folders it created)."""
     created = _make_folder(out)
     try:
         staging = Path(tempfile.mkdtemp(dir=out, prefix=".latentdim-sample-"))
@@ -276,10 +261,7 @@ def sample(
         _remove_created(created)
         raise LatentdimError(f"output folder {out} is not writable: {err.strerror or err}") from err
     try:
-        if kind == "images":
-            names = _write_images(batches(), n, staging)
-        else:
-            names = [_write_vectors(batches(), n, first.shape[1], fmt or "h5", staging, seed, gen.path.name)]
+        names = write(staging)
         for name in names:
             os.replace(staging / name, out / name)
     except BaseException as err:
@@ -289,7 +271,7 @@ def sample(
             raise LatentdimError(f"cannot write samples to {out}: {err.strerror or err}") from err
         raise
     staging.rmdir()
-    return SampleInfo(kind, n, tuple(first.shape[1:]), seed, [out / name for name in names], gen.metadata is not None)
+    return names
 
 
 def _write_images(batches: Any, n: int, folder: Path) -> list[str]:
@@ -297,13 +279,13 @@ def _write_images(batches: Any, n: int, folder: Path) -> list[str]:
     names: list[str] = []
     tiles: list[np.ndarray] = []
     for batch in batches:
-        for image in to_uint8(batch):
+        for image in np.ascontiguousarray(to_levels(batch).transpose(0, 2, 3, 1)):
             name = f"sample_{len(names):0{width}d}.png"
-            _png(image).save(folder / name, compress_level=1)  # fast: -n 100 in well under 2 s
+            to_pil(image).save(folder / name, compress_level=1)  # fast: -n 100 in well under 2 s
             names.append(name)
             if len(tiles) < GRID_MAX:
                 tiles.append(image)
-    _png(grid(np.stack(tiles))).save(folder / "grid.png")
+    to_pil(tile(np.stack(tiles), math.ceil(math.sqrt(len(tiles))), fill=0)).save(folder / "grid.png")
     return [*names, "grid.png"]
 
 

@@ -1,13 +1,19 @@
-"""Fixtures shared by several test files."""
+"""Fixtures shared by several test files; the helper modules here (clihelpers, elimhelpers,
+fidhelpers) are importable from the test folders below."""
+
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
 def stand_in(tmp_path_factory):
     """A stand-in FID Inception weights file: the real file's architecture, random values
     (made by tests/test_fid.py's make_stand_in_weights), built once per session."""
-    from test_fid import make_stand_in_weights
+    from fidhelpers import make_stand_in_weights
 
     from latentdim.metrics.fid import WEIGHTS_FILE
 

@@ -1,6 +1,6 @@
 """The tiny elimination setting shared by the training and API tests."""
 
-from latentdim.train import TrainConfig
+from latentdim.training import TrainConfig
 
 
 def elim_config(**overrides):

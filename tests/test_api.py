@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import latentdim
-from latentdim.train import TrainConfig
+from latentdim.training import TrainConfig
 from elimhelpers import elim_config
 
 TINY = TrainConfig(max_steps=5, batch_size=16)
@@ -72,8 +72,9 @@ def test_out_must_be_a_folder(tmp_path):
         latentdim.estimate(np.zeros((100, 3)), capacity=2, out=f, config=TINY)
 
 
+@pytest.mark.slow
 def test_estimate_reports_how_sharp_an_elimination_ended():
-    from latentdim.report import closing_margin
+    from latentdim.result import closing_margin
 
     config = elim_config(warmup_steps=300)
     result = latentdim.estimate("synthetic:n=2,d=8,samples=256", capacity=4, width=16, baselines=False, config=config)
@@ -84,6 +85,7 @@ def test_estimate_reports_how_sharp_an_elimination_ended():
     assert json.loads(json.dumps(result.to_dict()))["closing_margin"] == result.closing_margin
 
 
+@pytest.mark.slow
 def test_a_full_dimensional_gaussian_keeps_every_dimension():
     """N(0, I_4) in R^4 at capacity 8, with the default rule (elimination, Adam auto-encoder):
     removing any of the four dimensions loses a quarter of what the code explains, far over the
@@ -99,6 +101,7 @@ def test_a_full_dimensional_gaussian_keeps_every_dimension():
     assert result.closing_margin is not None and result.closing_margin >= 1  # a clear gap below 4
 
 
+@pytest.mark.slow
 def test_a_pressure_that_closes_every_dimension_is_not_silent():
     """Only the closing pressure (loss budget 0) can close every dimension; the API warns and the
     table says so, instead of reporting m_A = 0 as an answer."""

@@ -217,7 +217,7 @@ def _help(*command):
 
 
 def test_help_shows_every_default_and_no_value_on_flags():
-    from latentdim.train import LOSS_BUDGET, NO_MASK_MAX_STEPS, TrainConfig
+    from latentdim.training import LOSS_BUDGET, NO_MASK_MAX_STEPS, TrainConfig
 
     text = _help("estimate")
     default, reference = TrainConfig(), TrainConfig.reference()
@@ -271,7 +271,7 @@ def test_out_holding_a_run_is_refused_unless_force_or_resume(tmp_path):
 def test_resume_continues_in_a_folder_that_holds_the_interrupted_run(tmp_path):
     import latentdim
     from latentdim.errors import TrainingInterrupted
-    from latentdim.train import TrainConfig
+    from latentdim.training import TrainConfig
 
     out = tmp_path / "run"
     calls = []
@@ -323,7 +323,7 @@ def test_an_unsettled_run_says_so_and_a_larger_max_steps_continues_it(tmp_path, 
 
 def test_the_api_warns_when_the_run_did_not_settle():
     import latentdim
-    from latentdim.api import EstimateWarning
+    from latentdim.result import EstimateWarning
 
     x = np.random.default_rng(0).normal(size=(100, 4)).astype("float32")
     with pytest.warns(EstimateWarning, match="not settled: stopped at the step limit"):

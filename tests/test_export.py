@@ -27,7 +27,7 @@ from latentdim.export import export_model, export_onnx
 from latentdim.models import MaskAAE, ModelSpec
 from latentdim.models.mask import Mask
 from latentdim.sample import open_generator, sample
-from latentdim.train import TrainConfig
+from latentdim.training import TrainConfig
 
 # mu = 1 - exp(-theta) = [0.865, 0, 0.393, 0.950]: coordinate 1 closed, m_A = 3, active [0, 2, 3].
 THETA = [2.0, 0.0, 0.5, 3.0]

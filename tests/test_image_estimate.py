@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 import latentdim
-from latentdim.api import plan_images
+from latentdim.data.sources import plan_images
 from latentdim.errors import LatentdimError
-from latentdim.train import TrainConfig
+from latentdim.training import TrainConfig
 from clihelpers import one_error_line, run
 
 TINY = dict(width=8, baselines=False, config=TrainConfig(max_steps=4, warmup_steps=2, batch_size=8))

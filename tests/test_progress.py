@@ -7,7 +7,7 @@ from rich.console import Console
 
 import latentdim
 from latentdim.progress import RunDisplay, run_display
-from latentdim.train import StepStats, TrainConfig
+from latentdim.training import StepStats, TrainConfig
 
 
 def _step(step: int, phase: str = "close", left: int | None = None) -> StepStats:

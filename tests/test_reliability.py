@@ -18,7 +18,7 @@ from latentdim import losses
 from latentdim.checkpoint import FORMAT_VERSION, read_checkpoint
 from latentdim.errors import LatentdimError, TrainingInterrupted
 from latentdim.models import ModelSpec, build_model
-from latentdim.train import TrainConfig, train
+from latentdim.training import TrainConfig, train
 from clihelpers import one_error_line, run
 
 SOURCE = "synthetic:n=2,d=16,samples=600"
@@ -80,6 +80,7 @@ def resume(out):
 
 
 @pytest.mark.parametrize(("sig", "code", "after"), [(signal.SIGINT, 130, 20), (signal.SIGTERM, 143, 140)])
+@pytest.mark.slow
 def test_signal_checkpoints_and_resume_matches(tmp_path, reference, sig, code, after):
     out = tmp_path / "run"
     proc = start(out, "--checkpoint-every", "20")
@@ -98,12 +99,14 @@ def test_signal_checkpoints_and_resume_matches(tmp_path, reference, sig, code, a
 
 
 @pytest.mark.parametrize("after", [100])
+@pytest.mark.slow
 def test_sigkill_resumes_from_the_last_complete_checkpoint(tmp_path, reference, after):
     out = killed_run(tmp_path, after)
     assert read_checkpoint(out / "checkpoint.pt")["step"] >= after
     assert resume(out)["mask"] == reference["mask"]
 
 
+@pytest.mark.slow
 def test_resume_without_out_names_the_run_folder(tmp_path):
     out = killed_run(tmp_path, 100)
     result = run("estimate", *[a for a in ARGS if a != "--json"], "--resume", out)
@@ -111,6 +114,7 @@ def test_resume_without_out_names_the_run_folder(tmp_path):
     assert f"to {out}" in result.stderr.replace("\n", "")
 
 
+@pytest.mark.slow
 def test_kill_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, reference):
     # The 3rd checkpoint write dies half-way (SIGKILL from inside torch.save): the file on disk
     # must still be the 2nd checkpoint, the temporary is cleaned up, and the run resumes.
@@ -136,6 +140,7 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, referen
     assert not list(out.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_different_run_and_a_finished_one(tmp_path, reference):
     out = killed_run(tmp_path, 20)
     other = [a if a != "3" else "4" for a in ARGS]  # capacity 4
@@ -150,6 +155,7 @@ def test_resume_refuses_a_different_run_and_a_finished_one(tmp_path, reference):
     assert "stopped at its step limit" in line and "larger --max-steps" in line
 
 
+@pytest.mark.slow
 def test_a_run_saved_before_the_closing_options_resumes_with_the_rule_it_started_with(tmp_path, reference):
     out = killed_run(tmp_path, 40)
     state = read_checkpoint(out / "checkpoint.pt")
@@ -251,6 +257,7 @@ def tiny_model():
     return build_model(ModelSpec("mlp", (16,), 3, 16))
 
 
+@pytest.mark.slow
 def test_a_nan_rolls_back_and_halves_the_learning_rates(monkeypatch):
     data = torch.randn(256, 16)
     fault = NanOnce({30})  # the AE loss of step 30 (one reconstruction call a step while the mask is frozen)
@@ -263,6 +270,7 @@ def test_a_nan_rolls_back_and_halves_the_learning_rates(monkeypatch):
     assert seen[:2] == [20, 40]  # the fault at step 30 went back to the step-20 state, then on
 
 
+@pytest.mark.slow
 def test_rollback_state_and_halved_rates_are_checkpointed(monkeypatch):
     data = torch.randn(256, 16)
     monkeypatch.setattr(losses, "reconstruction", NanOnce({30}))

@@ -262,7 +262,7 @@ def _round(kept, error, dims=(3,), limit=1.0, allowance=0.1):
 
 
 def test_closing_margin_is_the_cheapest_refused_removal_in_allowances():
-    from latentdim.report import closing_margin, closing_margin_text
+    from latentdim.result import closing_margin, closing_margin_text
 
     # two refused rounds of one after the last kept round: 0.05 and 0.3 over an allowance of 0.1
     rounds = [_round(True, 0.9), _round(False, 1.2, dims=(1, 2)), _round(True, 0.95),

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from latentdim.errors import LatentdimError
+from latentdim.pixels import to_levels
 
 #: torch-fidelity's file name for the converted TF Inception weights (URL_INCEPTION_V3's basename).
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -145,7 +146,7 @@ def _to_uint8_rgb(images: np.ndarray, name: str) -> np.ndarray:
         # A little slack for decoders whose [0, 1] output rounds just outside; more is a unit error.
         if lo < -1e-3 or hi > 1.0 + 1e-3:
             raise LatentdimError(f"{name} images must be float in [0, 1] (or uint8), got range [{lo:.4g}, {hi:.4g}]")
-        out = np.rint(np.clip(x.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+        out = to_levels(x)
     else:
         raise LatentdimError(f"{name} images must be float in [0, 1] or uint8, got dtype {x.dtype}")
     if out.shape[1] == 1:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from latentdim.errors import LatentdimError
-from latentdim.models.mask import Mask, count_active, count_undecided
+from latentdim.models.mask import Mask, active_dims, count_active, count_undecided, sample_prior
 from latentdim.models.conv import IMAGE_PRESETS, check_image_shape
 from latentdim.models.mlp import mlp_critic, mlp_decoder, mlp_encoder
 
@@ -83,5 +84,12 @@ def is_image_preset(preset: str) -> bool:
 
 
 __all__ = [
-    "MaskAAE", "Mask", "ModelSpec", "PRESETS", "build_model", "count_active", "count_undecided", "is_image_preset",
+    "MaskAAE", "Mask", "ModelSpec", "PRESETS", "active_dims", "build_model", "count_active", "count_undecided", "is_image_preset",
+    "sample_prior",
 ]
+
+
+def chunked(net: torch.nn.Module, x: torch.Tensor, rows: int = 500) -> torch.Tensor:
+    """``net(x)`` in pieces of ``rows`` (eval mode, so batch norm does not care): convolutional
+    activations of 5,000 images at once would take gigabytes."""
+    return torch.cat([net(part) for part in x.split(rows)])

@@ -12,7 +12,7 @@ latentdim departs from SPEC §5 in one place: each transposed convolution of a d
 last convolution, also sees two coordinate channels (:class:`AddCoords`, the CoordConv of Liu et
 al. 2018). Without them a decoder spent an extra code on rendering positions: a 28 x 28 spot at
 (x, y) took 3 codes through ``fmnist`` and a 64 x 64 one 3 through ``conv``, 2 with them
-(docs/mask-dynamics.md, "Coordinate channels in the convolutional decoders").
+(docs/log/mask-dynamics.md, "Coordinate channels in the convolutional decoders").
 """
 
 from __future__ import annotations

@@ -5,10 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: SPEC §2: a dimension counts as active when its mask value is at least this.
-ACTIVE_THRESHOLD = 0.1
-#: SPEC §2: an active dimension below this is still undecided.
-DECIDED_THRESHOLD = 0.9
+from latentdim.thresholds import ACTIVE_THRESHOLD, DECIDED_THRESHOLD
 
 
 class Mask(nn.Module):
@@ -46,3 +43,13 @@ def count_active(mu: torch.Tensor) -> int:
 def count_undecided(mu: torch.Tensor) -> int:
     """Active dimensions that are not yet clearly open (0.1 <= mu < 0.9); 0 at convergence."""
     return int(((mu >= ACTIVE_THRESHOLD) & (mu < DECIDED_THRESHOLD)).sum())
+
+
+def active_dims(mu: torch.Tensor) -> list[int]:
+    """Indices of the active dimensions (mask value >= 0.1), in order."""
+    return [int(j) for j in torch.nonzero(mu >= ACTIVE_THRESHOLD).flatten().cpu()]
+
+
+def sample_prior(mu: torch.Tensor, n: int) -> torch.Tensor:
+    """n codes from the masked prior mu * N(0, I_m) (SPEC §1), on mu's device."""
+    return mu * torch.randn(n, mu.shape[0], device=mu.device)

@@ -7,7 +7,7 @@ import torch
 from latentdim.errors import LatentdimError
 from latentdim.models import PRESETS, ModelSpec, build_model, is_image_preset
 from latentdim.models.conv import AddCoords, conv_levels
-from latentdim.train import restandardise_codes
+from latentdim.training import restandardise_codes
 
 # (preset, image shape (C, H, W)): each preset at its own resolution, conv at several.
 CASES = [

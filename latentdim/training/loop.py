@@ -1,0 +1,402 @@
+"""The MaskAAE training loop (SPEC §4).
+
+One step is: 1 auto-encoder update, ``critic_steps`` critic updates, 1 generator (encoder)
+update and 1 mask update, each on a fresh batch, in that order (:meth:`Run.sgd_step`). Around it
+(:meth:`Run.after_step`): the divergence check, the probe and the closing rule, the schedule, the
+refine phase's re-standardisation, the history, checkpoints and progress.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentdim import losses
+from latentdim.models import MaskAAE, count_active, count_undecided, sample_prior
+from latentdim.optim import TF1RMSprop
+from latentdim.training.closing import ClosingRule, closing_rule_class
+from latentdim.training.codes import model_input, restandardise_codes
+from latentdim.training.config import VECTOR_LR_MASK, TrainConfig
+from latentdim.training.phases import Phase
+from latentdim.training.probe import Probe
+from latentdim.training.schedule import MaskSchedule
+from latentdim.training.state import cpu_copy, rng_state, set_rng_state
+
+
+@dataclass
+class StepStats:
+    """What the progress display shows after a step."""
+
+    step: int
+    reconstruction: float
+    wasserstein: float
+    m_active: int
+    undecided: int
+    lambda3: float
+    beta: float
+    phase: str
+    # steps this phase has left, when its length is known (an elimination round's ramp and hold,
+    # refine); for a warm-up that waits for a plateau, at most this many; None when unknown
+    phase_left: int | None = None
+
+
+@dataclass
+class TrainOutcome:
+    """What training produced besides the model weights."""
+
+    steps: int
+    seconds: float
+    stop_reason: str  # "settled", "max_steps" or "interrupted"
+    last: StepStats | None
+    history_steps: list[int] = field(default_factory=list)
+    history_mask: list[list[float]] = field(default_factory=list)
+    # the training curves at the same steps: the auto-encoder's reconstruction loss and the
+    # critic's W, each the mean over the steps since the previous point, and the phase there
+    history_rec: list[float] = field(default_factory=list)
+    history_w: list[float] = field(default_factory=list)
+    history_phase: list[str] = field(default_factory=list)
+    # closing="eliminate": each round's step, open dims, k, dims tried, their ablation costs, the
+    # error after the hold, the limit and whether the round was kept
+    closing_rounds: list[dict[str, Any]] = field(default_factory=list)
+    # stop_reason "max_steps" with on_checkpoint: the training state at the limit, from which a
+    # run with a larger max_steps continues as if it had not stopped
+    state: dict[str, Any] | None = None
+
+def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter]) -> None:
+    # autograd.grad w.r.t. exactly these parameters: other networks on the path get no stray grads.
+    grads = torch.autograd.grad(loss, params)
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
+
+
+def _all_finite(params: list[nn.Parameter]) -> bool:
+    return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
+
+
+def _optimisers(model: MaskAAE, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    """SPEC §4's four optimisers (the auto-encoder's Adam when ``ae_optimiser`` says so)."""
+    ae_params = list(model.encoder.parameters()) + list(model.decoder.parameters())
+    ae = torch.optim.Adam(ae_params, lr=config.lr_ae) if config.ae_optimiser == "adam" else TF1RMSprop(ae_params, lr=config.lr_ae)
+    optimisers = {
+        "ae": ae,
+        "critic": TF1RMSprop(list(model.critic.parameters()), lr=config.lr_critic),
+        "generator": TF1RMSprop(list(model.encoder.parameters()), lr=config.lr_generator),
+    }
+    if model.mask.enabled:
+        optimisers["mask"] = TF1RMSprop([model.mask.theta], lr=config.lr_mask or VECTOR_LR_MASK)
+    return optimisers
+
+
+class Run:
+    """One training run: the model and its optimisers, the schedule, the probe and the closing
+    rule, and what a checkpoint carries (:meth:`capture`, :meth:`restore`)."""
+
+    def __init__(self, model: MaskAAE, data: torch.Tensor, config: TrainConfig) -> None:
+        self.model, self.data, self.config = model, data, config
+        mask = model.mask
+        self.capacity = mask.theta.shape[0]
+        self.ae_params = list(model.encoder.parameters()) + list(model.decoder.parameters())
+        self.enc_params, self.critic_params = list(model.encoder.parameters()), list(model.critic.parameters())
+        self.all_params = list(model.parameters())
+        self.optimisers = _optimisers(model, config)
+        self.schedule = MaskSchedule(config, self.capacity, use_mask=mask.enabled)
+        self.rec_kind = config.reconstruction or "mse"
+        self.device = data.device
+        self.outcome = TrainOutcome(steps=0, seconds=0.0, stop_reason="max_steps", last=None)
+        self.step, self.seconds_before, self.retries = 0, 0.0, 0
+        self.curve_sums: list[Any] = [0.0, 0.0, 0]  # reconstruction and W summed since the last history point, and the count
+        latentdim_mask = mask.enabled and config.schedule == "latentdim"
+        probing = bool(config.loss_budget) or bool(config.warmup_plateau)
+        self.probe = Probe(data, config, self.rec_kind) if probing and latentdim_mask else None
+        self.rule: ClosingRule | None = closing_rule_class(config)(config) if latentdim_mask else None
+        if self.rule is not None and self.rule.needs_budget and (self.probe is None or not config.loss_budget):
+            raise ValueError(f"closing={self.rule.name!r} needs a loss budget (TrainConfig.loss_budget > 0)")
+        self.last_good: dict[str, Any] = {}  # the state a divergence rolls back to (train sets it)
+        self.last_checkpoint_time = 0.0
+        self.start = time.perf_counter()
+
+    def batch(self, size: int | None = None) -> torch.Tensor:
+        n = self.data.shape[0]
+        return model_input(self.data[torch.randint(n, (size or self.config.batch_size,), device=self.device)])
+
+    def sgd_step(self) -> tuple[torch.Tensor, float, float, float]:
+        """SPEC §4's step; returns the reconstruction loss, W, lambda3 and beta it used."""
+        model, cfg, schedule = self.model, self.config, self.schedule
+        enc, dec, critic, mask = model.encoder, model.decoder, model.critic, model.mask
+        opt = self.optimisers
+        lambda3, beta = schedule.lambda3(self.step), schedule.beta()
+        mu = mask().detach()
+
+        # 1. auto-encoder: reconstruction + variance penalty on (nearly) closed dims
+        x = self.batch()
+        codes = enc(x)
+        rec = losses.reconstruction(dec(mu * codes), x, self.rec_kind)
+        _update(opt["ae"], losses.ae_loss(rec, codes, mu), self.ae_params)
+
+        # 2. critic (WGAN-GP) between masked codes and the masked prior
+        # The encoder does not change during the critic updates, so their fresh batches are encoded
+        # in one forward pass (the same numbers as one pass per batch, at a fraction of the cost).
+        with torch.no_grad():
+            encoded_all = (mu * enc(self.batch(cfg.critic_steps * cfg.batch_size))).split(cfg.batch_size)
+        for encoded in encoded_all:
+            p = sample_prior(mu, cfg.batch_size)
+            h_enc, h_prior = critic(encoded), critic(p)
+            penalty = losses.gradient_penalty(critic, p, encoded)
+            _update(opt["critic"], losses.critic_loss(h_enc, h_prior, penalty), self.critic_params)
+        w_value = float(losses.wasserstein(h_prior, h_enc).detach())
+
+        # 3. generator: the encoder learns to fool the critic
+        _update(opt["generator"], losses.generator_loss(critic(mu * enc(self.batch()))), self.enc_params)
+
+        # 4. mask: reconstruction, W and the polariser (plus latentdim's closing pressure)
+        if "mask" in opt and not schedule.mask_frozen:
+            x = self.batch()
+            with torch.no_grad():
+                codes = enc(x)
+            mu_g = mask()
+            rec_m = losses.reconstruction(dec(mu_g * codes), x, self.rec_kind)
+            w = losses.wasserstein(critic(sample_prior(mu_g, cfg.batch_size)), critic(mu_g * codes))
+            _update(opt["mask"], losses.mask_loss(rec_m, w, mu_g, lambda3, beta), [mask.theta])
+            mask.project()
+        return rec, w_value, lambda3, beta
+
+    def check_finite(self, rec_value: float, w_value: float) -> str:
+        """"ok" after a finite step. A non-finite loss or parameter rolls back to ``last_good``
+        the first time every learning rate is halved and training goes on ("retry"), the second
+        time it stops ("stop", stop reason "diverged")."""
+        if math.isfinite(w_value) and math.isfinite(rec_value) and _all_finite(self.all_params):
+            return "ok"
+        if self.retries >= 1:
+            self.outcome.stop_reason = "diverged"
+            self.restore(self.last_good)  # leave the model at its last good state
+            return "stop"
+        self.restore(self.last_good)
+        self.retries = 1
+        for opt in self.optimisers.values():
+            for group in opt.param_groups:
+                group["lr"] *= 0.5
+        return "retry"
+
+    def probe_and_close(self) -> bool:
+        """The probe step's warm-up plateau and closing rule, the schedule, the closing rule's
+        follow-up and the refine phase's re-standardisation; True when training is over."""
+        cfg, schedule, step = self.config, self.schedule, self.step
+        mu_now = self.model.mask().detach()
+        m_active, undecided = count_active(mu_now), count_undecided(mu_now)
+        if self.probe is not None and step % cfg.probe_every == 0:
+            if schedule.phase == Phase.WARMUP and cfg.warmup_plateau and not schedule.plateaued:
+                schedule.plateaued = self.probe.plateaued(self.model)
+            elif self.rule is not None and schedule.phase in (Phase.CLOSE, Phase.HOLD):
+                self.rule.on_probe(self, step)
+        done = schedule.observe(step, m_active, undecided)
+        if self.rule is not None:
+            self.rule.after_observe(self, step)
+        # Refine phase only: re-standardising while the mask still moves let dims on their way
+        # out (mu 0.1-0.2) carry information again (docs/log/mask-dynamics.md).
+        every = cfg.restandardise_every
+        if every and schedule.phase == Phase.REFINE and (step - schedule.phase_start) % every == 0:
+            restandardise_codes(self.model, self.batch(min(self.data.shape[0], 1024)))
+        self.mu_now, self.m_active, self.undecided = mu_now, m_active, undecided
+        return done
+
+    def record(self, rec_value: float, w_value: float, done: bool) -> None:
+        """The curves' sums every step; the mask history and the curves' means at history steps
+        (after :meth:`probe_and_close`)."""
+        sums, out, step = self.curve_sums, self.outcome, self.step
+        sums[0] += rec_value
+        sums[1] += w_value
+        sums[2] += 1
+        if step % self.config.history_every == 0 or done or step == 1 or step >= self.config.max_steps:
+            out.history_steps.append(step)
+            out.history_mask.append(self.mu_now.cpu().tolist())  # the mask before this step's closing moves
+            out.history_rec.append(sums[0] / max(1, sums[2]))
+            out.history_w.append(sums[1] / max(1, sums[2]))
+            out.history_phase.append(str(self.schedule.phase))
+            sums[:] = [0.0, 0.0, 0]
+
+    def networks(self) -> dict[str, Any]:
+        """Weights and optimiser states: what an elimination round rolls back to, and part of
+        every training-state capture."""
+        return cpu_copy({"model": self.model.state_dict(), "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()}})
+
+    def roll_back(self, saved: dict[str, Any]) -> None:
+        """Weights and optimiser states back to ``saved`` (an elimination round's start, or a
+        checkpoint by :meth:`restore`)."""
+        self.model.load_state_dict(saved["model"])
+        for name, opt in self.optimisers.items():
+            opt.load_state_dict(saved["optimisers"][name])
+
+    def capture(self) -> dict[str, Any]:
+        """The full training state (tensors on the CPU), from which :meth:`restore` continues."""
+        out = self.outcome
+        return self.networks() | cpu_copy({
+            "step": self.step,
+            "schedule": self.schedule.state(),
+            "rng": rng_state(self.device),
+            "history_steps": list(out.history_steps),
+            "history_mask": [list(row) for row in out.history_mask],
+            "history_curves": {"rec": list(out.history_rec), "w": list(out.history_w),
+                               "phase": list(out.history_phase), "sums": list(self.curve_sums)},
+            "seconds": self.seconds_before + time.perf_counter() - self.start,
+            "retries": self.retries,
+            "probe": None if self.probe is None else self.probe.state(),
+            "elimination": None if self.rule is None else self.rule.state(),
+        })
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if set(state["optimisers"]) != set(self.optimisers):
+            raise ValueError("the saved optimiser states do not match this model (mask on/off)")
+        self.roll_back(state)
+        self.schedule.load(state["schedule"])
+        set_rng_state(state["rng"], self.device)
+        self.step, self.retries = int(state["step"]), int(state.get("retries", 0))
+        if self.probe is not None and state.get("probe") is not None:
+            self.probe.load(state["probe"])
+        if self.rule is not None and state.get("elimination") is not None:
+            self.rule.load(cpu_copy(state["elimination"]))
+        out = self.outcome
+        out.history_steps[:] = list(state["history_steps"])
+        out.history_mask[:] = [list(row) for row in state["history_mask"]]
+        curves = state.get("history_curves")  # absent in checkpoints written before the curves
+        if curves is not None:
+            out.history_rec[:], out.history_w[:] = list(curves["rec"]), list(curves["w"])
+            out.history_phase[:], self.curve_sums[:] = list(curves["phase"]), list(curves["sums"])
+        else:
+            out.history_rec[:] = out.history_w[:] = out.history_phase[:] = []
+            self.curve_sums[:] = [0.0, 0.0, 0]
+        # (learning rates come back with the optimiser states: a rolled-back run keeps its halved rates)
+
+    def checkpoint(self, interrupted: bool, every_steps: int | None, every_seconds: float | None,
+                   on_checkpoint: Callable[[dict[str, Any]], None] | None) -> None:
+        """When due (every ``every_steps`` steps or ``every_seconds`` seconds) or interrupted: the
+        training state becomes the rollback target and goes to ``on_checkpoint``."""
+        now = time.perf_counter()
+        due = (every_steps is not None and self.step % every_steps == 0) or (
+            every_seconds is not None and now - self.last_checkpoint_time >= every_seconds
+        )
+        if due or interrupted:
+            self.last_good = self.capture()
+            self.last_checkpoint_time = now
+            if on_checkpoint is not None:
+                on_checkpoint(self.last_good)
+
+    def finish(self, keep_state: bool, on_step: Callable[[StepStats], None] | None) -> TrainOutcome:
+        """The outcome once the loop is over (with ``keep_state``, a run at its step limit keeps
+        the state a larger limit continues from); the last statistics go to ``on_step``."""
+        outcome = self.outcome
+        outcome.steps = self.step
+        if outcome.stop_reason == "max_steps" and keep_state:
+            outcome.state = self.capture()
+        if self.rule is not None:
+            outcome.closing_rounds = [dict(r) for r in self.rule.rounds]
+        outcome.seconds = self.seconds_before + time.perf_counter() - self.start
+        if on_step is not None and outcome.last is not None:
+            on_step(outcome.last)
+        self.model.eval()
+        return outcome
+
+    def stats(self, rec_value: float, w_value: float, lambda3: float, beta: float) -> StepStats:
+        return StepStats(self.step, rec_value, w_value, self.m_active, self.undecided, lambda3, beta,
+                         str(self.schedule.phase), self.schedule.steps_left(self.step))
+
+
+
+def train(
+    model: MaskAAE,
+    data: torch.Tensor,
+    config: TrainConfig,
+    on_step: Callable[[StepStats], None] | None = None,
+    report_every: int = 25,
+    should_stop: Callable[[], bool] | None = None,
+    resume: dict[str, Any] | None = None,
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint_steps: int | None = None,
+    checkpoint_seconds: float | None = None,
+) -> TrainOutcome:
+    """Trains ``model`` in place on ``data`` with the loop of SPEC §4.
+
+    Args:
+        model: a freshly built MaskAAE on the same device as ``data`` (or, with ``resume``, one
+            of the same spec; its weights are replaced by the saved ones).
+        data: training samples (N, ...) already scaled for the model: standardised vectors, or
+            images as uint8 (converted to [0, 1] batch by batch) or floats in [0, 1]; N must be at
+            least one batch.
+        config: hyper-parameters and schedule.
+        on_step: called with the latest statistics every ``report_every`` steps and at the end.
+        report_every: how often ``on_step`` is called.
+        should_stop: polled after every step; True ends training early ("interrupted"); the
+            training state at that step is then passed to ``on_checkpoint``.
+        resume: a training state from ``on_checkpoint`` to continue from. On the CPU the
+            continued run is step for step the run that was not interrupted.
+        on_checkpoint: receives the full training state (weights, the four optimiser states,
+            schedule, step, random-number state, mask history; tensors on the CPU) every
+            ``checkpoint_steps`` steps and/or ``checkpoint_seconds`` seconds, and when
+            interrupted.
+        checkpoint_steps, checkpoint_seconds: how often to checkpoint (None: never on that count).
+
+    Returns:
+        The step count, wall time, why training stopped ("settled", "max_steps", "interrupted"
+        or "diverged"), the last statistics and the mask history.
+
+    Divergence: a non-finite loss or parameter after a step rolls everything back to the last
+    checkpointed state (in memory; the start of training if there was none) and training
+    continues with all learning rates halved; a second divergence stops it ("diverged").
+
+    Randomness comes from torch's global generator: seed it before building the model.
+    """
+    run = Run(model, data, config)
+    outcome = run.outcome
+    if resume is not None:
+        run.restore(resume)
+        run.seconds_before = float(resume.get("seconds", 0.0))
+    model.train()
+    run.last_good = run.capture()  # rollback target until the first checkpoint
+    run.last_checkpoint_time = time.perf_counter()
+    while run.step < config.max_steps:
+        rec, w_value, lambda3, beta = run.sgd_step()
+        run.step += 1
+        rec_value = float(rec.detach())
+        verdict = run.check_finite(rec_value, w_value)
+        if verdict == "stop":
+            break
+        if verdict == "retry":
+            continue
+        done = run.probe_and_close()
+        run.record(rec_value, w_value, done)
+        interrupted = should_stop is not None and should_stop()
+        if done or interrupted:
+            outcome.stop_reason = "interrupted" if interrupted else "settled"
+        outcome.last = stats = run.stats(rec_value, w_value, lambda3, beta)
+        if not done:
+            run.checkpoint(interrupted, checkpoint_steps, checkpoint_seconds, on_checkpoint)
+        if on_step is not None and (run.step % report_every == 0 or done or interrupted):
+            on_step(stats)
+        if done or interrupted:
+            break
+    return run.finish(keep_state=on_checkpoint is not None, on_step=on_step)
+
+
+def history_array(outcome: TrainOutcome) -> tuple[np.ndarray, np.ndarray]:
+    """The mask history as arrays: steps (T,) and mask values (T, m)."""
+    return np.asarray(outcome.history_steps, dtype=np.int64), np.asarray(outcome.history_mask, dtype=np.float32)
+
+
+def curves_array(outcome: TrainOutcome) -> dict[str, np.ndarray]:
+    """The training curves at the mask history's steps: ``rec`` and ``w`` (T,) float arrays and
+    ``phase`` (T,) strings. A run resumed from a checkpoint written before the curves were
+    recorded has fewer points than steps: the curves then start at the resume."""
+    t = len(outcome.history_rec)
+    return {
+        "steps": np.asarray(outcome.history_steps[len(outcome.history_steps) - t :], dtype=np.int64),
+        "rec": np.asarray(outcome.history_rec, dtype=np.float64),
+        "w": np.asarray(outcome.history_w, dtype=np.float64),
+        "phase": np.asarray(outcome.history_phase, dtype=str),
+    }
