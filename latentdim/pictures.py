@@ -696,3 +696,52 @@ def _save_figure(fig: Figure, path: Path) -> None:
     fig.savefig(buffer, format="png", dpi=DPI)
     data = buffer.getvalue()
     atomic_write(path, lambda f: f.write(data))
+
+
+def save_sweep_plot(runs: Sequence[Any], path: PathLike, title: str | None = None) -> Path:
+    """The capacity sweep (papers' Figure 4): left, the Frechet distance of MaskAAE and the WAE
+    against the capacity (each seed a dot, the median a line; log scale when every value is
+    positive); right, MaskAAE's m_A against the capacity, with m_A = capacity dashed.
+
+    Args:
+        runs: :class:`latentdim.sweep.SweepRun` records (``capacity``, ``model``, ``m_active``,
+            ``frechet_distance``), at least one.
+        path: the PNG to write; its folder must exist.
+    """
+    path = _target(path)
+    if not runs:
+        raise ValueError("the sweep has no runs to plot")
+    fig = _new_figure(9.0, 3.8)
+    left, right = fig.subplots(1, 2)
+    capacities = sorted({int(r.capacity) for r in runs})
+    positive = True
+    for model, colour in (("MaskAAE", ACTIVE_COLOUR), ("WAE", "#d62728")):
+        mine = [r for r in runs if r.model == model and r.frechet_distance is not None]
+        if not mine:
+            continue
+        left.scatter([r.capacity for r in mine], [r.frechet_distance for r in mine], s=12, color=colour, alpha=0.45)
+        xs = [m for m in capacities if any(r.capacity == m for r in mine)]
+        medians = [float(np.median([r.frechet_distance for r in mine if r.capacity == m])) for m in xs]
+        left.plot(xs, medians, "-o", color=colour, markersize=4, label=model)
+        positive = positive and all(r.frechet_distance > 0 for r in mine)
+    if positive:
+        left.set_yscale("log")
+    left.set_xlabel("capacity m")
+    left.set_ylabel("Frechet distance (data space)")
+    left.legend(frameon=False)
+    left.grid(True, color="0.92", linewidth=0.6)
+    mask = [r for r in runs if r.model == "MaskAAE"]
+    right.plot(capacities, capacities, "--", color="0.6", linewidth=1.0, label="m_A = capacity")
+    if mask:
+        right.scatter([r.capacity for r in mask], [r.m_active for r in mask], s=12, color=ACTIVE_COLOUR, alpha=0.45)
+        xs = [m for m in capacities if any(r.capacity == m for r in mask)]
+        right.plot(xs, [float(np.median([r.m_active for r in mask if r.capacity == m])) for m in xs], "-o",
+                   color=ACTIVE_COLOUR, markersize=4, label="MaskAAE m_A (median)")
+    right.set_xlabel("capacity m")
+    right.set_ylabel("active dimensions m_A")
+    right.legend(frameon=False)
+    right.grid(True, color="0.92", linewidth=0.6)
+    if title:
+        fig.suptitle(title)
+    _save_figure(fig, path)
+    return path
