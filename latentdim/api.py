@@ -28,11 +28,14 @@ from latentdim.metrics import classical_estimates_or_reasons, frechet_distance_s
 from latentdim.metrics.estimators import MAX_POINTS
 from latentdim.models import MaskAAE, ModelSpec, active_dims, build_model, chunked, count_active, count_undecided, sample_prior
 from latentdim.models.mask import ACTIVE_THRESHOLD
-from latentdim.result import closing_margin
 from latentdim.data.sources import LoadedData, load
-from latentdim.result import NO_DIMENSION_LEFT, EstimateResult, EstimateWarning, unsettled_text
+from latentdim.result import NO_DIMENSION_LEFT, EstimateResult, EstimateWarning, closing_margin, unsettled_text
 from latentdim.settings import Settings, check_run, for_data, resumed_config, training_config
+from latentdim.training.closing import closing_rule_class
 from latentdim.training import StepStats, TrainConfig, TrainOutcome, curves_array, history_array, model_input, train
+
+#: The keyword arguments of :func:`estimate` that make up its :class:`Settings`.
+SETTINGS_FIELDS = tuple(Settings.__dataclass_fields__)
 
 #: Samples used for the final diagnostics (reconstruction, W, Frechet distance, NAC).
 EVAL_SAMPLES = 5000
@@ -339,12 +342,34 @@ def estimate(
     source: Any,
     capacity: int = 64,
     *,
+    key: str | None = None,
+    preset: str = "auto",
+    channels: int | None = None,
+    image_size: int | None = None,
+    strict: bool = False,
+    use_mask: bool = True,
+    seed: int = 0,
+    device: str = "auto",
+    config: TrainConfig | None = None,
+    width: int | None = None,
+    depth: int | None = None,
+    out: str | os.PathLike[str] | None = None,
+    export: str | os.PathLike[str] | None = None,
+    baselines: bool = True,
+    resume: str | os.PathLike[str] | None = None,
+    checkpoint_steps: int | None = None,
+    checkpoint_seconds: float | None = 600.0,
+    command: str | None = None,
+    fid_weights: str | os.PathLike[str] | None = None,
+    fid_samples: int = 10_000,
+    overwrite: bool = False,
+    max_steps: int | None = None,
+    batch_size: int | None = None,
     on_step: Callable[[StepStats], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_load: Callable[[int, int], None] | None = None,
     on_stage: Callable[..., None] | None = None,
     progress: bool = False,
-    **settings: Any,
 ) -> EstimateResult:
     """Trains a MaskAAE on ``source`` and returns the estimated latent dimension m_A.
 
@@ -354,6 +379,7 @@ def estimate(
             of shape (N, d) are vectors; (N, H, W), (N, H, W, C) and (N, C, H, W) are images
             (uint8, or floats in [0, 1]).
         capacity: latent size m to start from; choose it generously above the expected answer.
+        key ... batch_size: the run's settings, each documented in :class:`latentdim.settings.Settings`.
         on_step: called with :class:`StepStats` during training (progress display).
         should_stop: polled after every step; True stops training, writes a checkpoint to
             ``out`` (when given) and raises :class:`~latentdim.errors.TrainingInterrupted`.
@@ -363,11 +389,6 @@ def estimate(
             ``on_stage(text, done, total)`` while one counts items (FID's Inception features).
         progress: show progress on stderr (a live line on a terminal, plain lines in a log), as
             the command line does; ignored when ``on_step`` is given.
-        **settings: the fields of :class:`latentdim.settings.Settings`, each documented there:
-            ``key``, ``preset``, ``channels``, ``image_size``, ``strict``, ``use_mask``, ``seed``,
-            ``device``, ``config``, ``width``, ``depth``, ``out``, ``export``, ``baselines``,
-            ``resume``, ``checkpoint_steps``, ``checkpoint_seconds``, ``command``,
-            ``fid_weights``, ``fid_samples``, ``overwrite``, ``max_steps``, ``batch_size``.
 
     Returns:
         An :class:`EstimateResult`. Nothing is printed.
@@ -380,18 +401,20 @@ def estimate(
             ``overwrite`` or ``resume``), or training that diverged twice.
         TrainingInterrupted: ``should_stop`` returned True.
     """
+    given = dict(locals())
+    settings = Settings(**{name: given[name] for name in SETTINGS_FIELDS})
     if progress and on_step is None:  # the same call, with the command line's display around it
         from latentdim.progress import run_display
 
         with run_display() as display:
-            return estimate(source, capacity, on_step=display.on_step, should_stop=should_stop,
-                            on_load=on_load or display.on_load, on_stage=on_stage or display.on_stage, **settings)
+            return estimate(source, capacity, **vars(settings), on_step=display.on_step, should_stop=should_stop,
+                            on_load=on_load or display.on_load, on_stage=on_stage or display.on_stage)
 
     def stage(*args: Any) -> None:  # (text) or (text, done, total), passed on as they came
         if on_stage is not None:
             on_stage(*args)
 
-    job = _prepare(source, capacity, Settings(**settings), on_load, stage)  # an unknown keyword is a TypeError
+    job = _prepare(source, capacity, settings, on_load, stage)
     outcome = _train(job, on_step, should_stop)
     return _finish(job, outcome, stage)
 
@@ -455,8 +478,8 @@ def _prepare(
     baseline_values, baseline_errors = _baselines(data.array, saved, s.baselines, s.seed, stage)
     out_dir = prepare_out(out)
     if out_dir is not None:
-        # an elimination round's checkpoint also holds the round's starting weights and optimisers
-        check_room(out_dir, checkpoint_bytes(model) * (2 if config.closing == "eliminate" else 1))
+        # a closing rule's state can hold copies of the networks (an elimination round's start)
+        check_room(out_dir, checkpoint_bytes(model) * (1 + closing_rule_class(config).snapshots))
     x, standardiser = _training_tensor(data, dev)
     return _Job(s, data, config, spec, model, dev, saved, out_dir, fid_weights_path, x, standardiser,
                 baseline_values, baseline_errors)

@@ -34,6 +34,7 @@ from torch import nn
 from latentdim import onnx_format
 from latentdim._version import __version__
 from latentdim.checkpoint import load_checkpoint
+from latentdim.data.vectors import unstandardise
 from latentdim.errors import LatentdimError
 from latentdim.fileio import atomic_write
 from latentdim.models import MaskAAE, ModelSpec, count_active
@@ -68,7 +69,7 @@ class Destandardise(nn.Module):
         self.register_buffer("std", torch.as_tensor(np.asarray(std, dtype=np.float32)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
+        return unstandardise(x, self.mean, self.std)
 
 
 class Uint8RGB(nn.Module):

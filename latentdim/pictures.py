@@ -646,7 +646,7 @@ def _to_uint8_hwc(images: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} must hold at least one non-empty image, got shape {arr.shape}")
     if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"{name} must be uint8 or floating point in [0, 1], got dtype {arr.dtype}")
-    return np.ascontiguousarray(to_levels(arr).transpose(0, 2, 3, 1))
+    return np.ascontiguousarray(to_levels(arr, np.float64).transpose(0, 2, 3, 1))
 
 
 def _grid_columns(n: int, columns: int | None) -> int:

@@ -9,14 +9,15 @@ import numpy as np
 from PIL import Image
 
 
-def to_levels(images: np.ndarray) -> np.ndarray:
+def to_levels(images: np.ndarray, precision: type = np.float32) -> np.ndarray:
     """Images as uint8 levels, same shape: uint8 passes through; floats are clipped to [0, 1]
-    (a generator may overshoot), NaN becomes 0, and each value is rounded to the nearest of the
-    256 levels with :func:`numpy.rint` (ties to even: 0.5 -> 127.5 -> 128), so ``k / 255`` maps
-    back to ``k`` exactly."""
+    (a generator may overshoot), NaN becomes 0, and ``value * 255`` (computed in ``precision``) is
+    rounded with :func:`numpy.rint` (ties to even: 0.5 -> 127.5 -> 128), so ``k / 255`` maps back to
+    ``k`` exactly. float32 is what the exported generator's uint8 head and FID use; the run's
+    pictures use float64, the nearest level in exact arithmetic."""
     if images.dtype == np.uint8:
         return images
-    return np.rint(np.clip(np.nan_to_num(images.astype(np.float32), nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.rint(np.clip(np.nan_to_num(images.astype(precision), nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def tile(tiles: np.ndarray, cols: int, pad: int = 0, fill: int = 255) -> np.ndarray:

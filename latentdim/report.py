@@ -134,7 +134,7 @@ def _header(result: Mapping[str, Any], title: str) -> str:
         where = f" in phase '{_e(phase)}'" if phase else ""
         notes.append(f"Training ended with stop reason '{_e(stop)}'{where} before the mask settled: m_A may not be final.")
     undecided = _get(result, "undecided")
-    if isinstance(undecided, int) and not isinstance(undecided, bool) and undecided > 0:
+    if unsettled is None and isinstance(undecided, int) and not isinstance(undecided, bool) and undecided > 0:
         notes.append(f"{undecided} active dimension(s) undecided (mask value below {DECIDED_THRESHOLD}).")
     return (
         "<header>\n"
@@ -165,7 +165,7 @@ def _cell(row: Row) -> str:
 
 
 def _result_table(result: Mapping[str, Any]) -> str:
-    body = "".join(f"<tr><th>{_e(row.label)}</th><td>{_cell(row)}</td></tr>\n" for row in result_rows(result))
+    body = "".join(f"<tr><th>{_e(row.label)}</th><td>{_cell(row)}</td></tr>\n" for row in result_rows(result, report=True))
     return f'<div class="scroll"><table class="result">\n{body}</table></div>\n'
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from latentdim.data import Standardiser
     from latentdim.models import MaskAAE
 
+
 #: :func:`closing_margin` at or above this many allowances: a clear gap below m_A. Removing a
 #: true factor of rendered images cost 1.4-17 allowances; Fashion-MNIST and the rendered count that
 #: came out one too high, 0.01-0.49 (docs/log/mask-dynamics.md, "How sharp the count is").
@@ -36,6 +37,7 @@ NO_DIMENSION_LEFT = (
     "no dimension was left open: the closing pressure closed every one, which says nothing about the "
     "data's dimension; run with the default loss budget (closing in verified rounds)"
 )
+
 
 class EstimateWarning(UserWarning):
     """m_A that is not an answer: nothing left open, or training that did not settle. The command
@@ -327,13 +329,15 @@ def _fid_rows(result: Mapping[str, Any]) -> list[Row]:
     return [Row("FID (Inception features)", fid_text, "warn" if fid is None else ""), Row("KID (mean ± std)", kid)]
 
 
-def result_rows(result: Mapping[str, Any]) -> list[Row]:
+def result_rows(result: Mapping[str, Any], report: bool = False) -> list[Row]:
     """The rows of a result (:meth:`EstimateResult.to_dict`, or a ``result.json`` from any
-    version: missing fields show as 'n/a' or are left out), in the order both tables show them."""
+    version: missing fields show as 'n/a' or are left out), in the order both tables show them.
+    ``report``: without the warnings and the sorted mask, which the report shows in its header
+    and its mask chart."""
     g = result.get
     rows = [Row("active dimensions m_A", f"{_text(g('m_active'))} of capacity {_text(g('capacity'))}", "answer")]
     unsettled = unsettled_text(result)
-    if unsettled is not None:
+    if unsettled is not None and not report:
         rows.append(Row("warning", unsettled, "warn"))
     rows.append(_compare_row(result))
     if g("use_mask") is not False and g("m_active") == 0:
@@ -360,7 +364,7 @@ def result_rows(result: Mapping[str, Any]) -> list[Row]:
     rows.append(Row("precision / recall (k = 3)", f"{fmt(g('precision'), '.3f')} / {fmt(g('recall'), '.3f')}"))
     rows.append(Row("NAC (active dims)", fmt(g("nac"), ".4f")))
     mask = finite_floats(g("mask"))
-    if mask:
+    if mask and not report:
         rows.append(Row("mask (sorted)", " ".join(f"{v:.2f}" for v in sorted(mask, reverse=True))))
     rows.append(Row("seed", _text(g("seed"))))
     return rows

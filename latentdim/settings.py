@@ -23,49 +23,70 @@ from latentdim.training import (
 )
 
 
-
-
-
 @dataclass
 class Settings:
-    """What a run is asked to do besides its data and callbacks: every field is a keyword argument
-    of :func:`latentdim.estimate` (and a ``latentdim estimate`` option)."""
+    """What a run is asked to do besides its data and callbacks; the fields are the keyword
+    arguments of :func:`latentdim.estimate` (most are also ``latentdim estimate`` options).
 
-    key: str | None = None  # dataset inside an HDF5 file, or array inside an .npz (optional when it holds one)
-    # architecture (SPEC §5): mlp, mnist, fmnist, cifar, celeba, conv (images of other sizes), or auto (from the data's shape)
+    Attributes:
+        key: dataset inside an HDF5 file, or array inside an ``.npz`` (optional when it holds one).
+        preset: architecture (SPEC §5): ``mlp``, ``mnist``, ``fmnist``, ``cifar``, ``celeba``,
+            ``conv`` (images of other sizes), or ``auto`` (from the data's shape).
+        channels: images: 1 or 3 to force grayscale or colour (default: from the data, or the preset's).
+        image_size: images: resize and centre-crop to this square size (default: the preset's).
+        strict: images: an unreadable file is an error instead of being skipped and counted.
+        use_mask: False trains the WAE-GP baseline (mask fixed at one).
+        seed: seeds initialisation and training; a CPU run is repeatable.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        config: training hyper-parameters and schedule (default ``TrainConfig()``, with
+            ``max_steps=10000`` for the mask-free baseline, which has nothing to settle).
+        width: hidden-layer width override (small models for tests and quick looks).
+        depth: vectors: hidden layers of the encoder and decoder (default 1, the papers').
+        out: folder for ``result.json``, the checkpoint, the mask history, the pictures and ``report.html``.
+        export: ONNX file for the masked generator (see :mod:`latentdim.export`).
+        baselines: also compute TwoNN, MLE and lPCA on up to 5,000 raw samples (seeded by ``seed``),
+            shown beside m_A.
+        resume: the output folder of an interrupted run: training continues from its
+            ``checkpoint.pt`` with that run's settings, and the outputs go to that folder. The other
+            settings must describe the same run; a CPU run then ends exactly as the uninterrupted
+            one would have.
+        checkpoint_steps, checkpoint_seconds: with ``out``, write ``checkpoint.pt`` every this many
+            steps / seconds (None: not on that count). Default: every 10 minutes.
+        command: the command line, recorded in ``report.html``.
+        fid_weights: images: the FID Inception weights (torch-fidelity's
+            ``weights-inception-2015-12-05-6726825d.pth``); default ``$LATENTDIM_FID_WEIGHTS`` or
+            the torch hub cache, downloaded there when online. Without them ``fid`` is None and
+            ``fid_reason`` says how to supply them.
+        fid_samples: images: generated and real images compared by FID / KID (fewer when the data
+            has fewer); Inception on a CPU takes about half a second an image.
+        overwrite: replace the files of an earlier run in ``out`` (those this run does not write are
+            removed once it has written its own; ``--force``). Without it, an ``out`` that holds a
+            run is refused before anything is read or written.
+        max_steps, batch_size: shortcuts for the same fields of ``config`` (they override it; with
+            ``resume``, a larger ``max_steps`` continues a run that stopped at its limit).
+    """
+
+    key: str | None = None
     preset: str = "auto"
-    channels: int | None = None  # images: 1 or 3 to force grayscale or colour (default: from the data, or the preset's)
-    image_size: int | None = None  # images: resize and centre-crop to this square size (default: the preset's)
-    strict: bool = False  # images: an unreadable file is an error instead of being skipped and counted
-    use_mask: bool = True  # False trains the WAE-GP baseline (mask fixed at one)
-    seed: int = 0  # seeds initialisation and training; a CPU run is repeatable
-    device: str = "auto"  # "auto", "cpu" or "cuda"
-    # training hyper-parameters and schedule (default TrainConfig(), max_steps 10,000 for the mask-free baseline)
+    channels: int | None = None
+    image_size: int | None = None
+    strict: bool = False
+    use_mask: bool = True
+    seed: int = 0
+    device: str = "auto"
     config: TrainConfig | None = None
-    width: int | None = None  # hidden-layer width override (small models for tests and quick looks)
-    depth: int | None = None  # vectors: hidden layers of the encoder and decoder (default 1, the papers')
-    out: str | os.PathLike[str] | None = None  # folder for result.json, the checkpoint, the mask history, the pictures, report.html
-    export: str | os.PathLike[str] | None = None  # ONNX file for the masked generator (latentdim.export)
-    # also compute TwoNN, MLE and lPCA on up to 5,000 raw samples (seeded by seed), shown beside m_A
+    width: int | None = None
+    depth: int | None = None
+    out: str | os.PathLike[str] | None = None
+    export: str | os.PathLike[str] | None = None
     baselines: bool = True
-    # the output folder of an interrupted run: training continues from its checkpoint.pt with that
-    # run's settings; the other settings must describe the same run, and a CPU run then ends
-    # exactly as the uninterrupted one would have
     resume: str | os.PathLike[str] | None = None
-    # with out: write checkpoint.pt every this many steps / seconds (None: not on that count)
     checkpoint_steps: int | None = None
     checkpoint_seconds: float | None = 600.0
-    command: str | None = None  # the command line, recorded in report.html
-    # images: the FID Inception weights (torch-fidelity's weights-inception-2015-12-05-6726825d.pth);
-    # default $LATENTDIM_FID_WEIGHTS or the torch hub cache (downloaded there when online); without
-    # them fid is None and fid_reason says how to supply them
+    command: str | None = None
     fid_weights: str | os.PathLike[str] | None = None
-    fid_samples: int = 10_000  # images: generated and real images compared by FID / KID (about 0.5 s an image on a CPU)
-    # replace the files of an earlier run in out (those this run does not write are removed once it
-    # has written its own); without it such an out is refused before anything is read or written
+    fid_samples: int = 10_000
     overwrite: bool = False
-    # shortcuts for the same fields of config (they override it; with resume, a larger max_steps
-    # continues a run that stopped at its limit)
     max_steps: int | None = None
     batch_size: int | None = None
 

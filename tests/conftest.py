@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 @pytest.fixture(scope="session")
 def stand_in(tmp_path_factory):
     """A stand-in FID Inception weights file: the real file's architecture, random values
-    (made by tests/test_fid.py's make_stand_in_weights), built once per session."""
+    (made by tests/fidhelpers.py's make_stand_in_weights), built once per session."""
     from fidhelpers import make_stand_in_weights
 
     from latentdim.metrics.fid import WEIGHTS_FILE

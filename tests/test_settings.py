@@ -1,5 +1,7 @@
 """settings: one place for a run's defaults and checks, used by the command line and the API."""
 
+import re
+
 import pytest
 
 from latentdim.errors import LatentdimError
@@ -67,8 +69,9 @@ def test_settings_fields_are_the_keywords_of_estimate():
 
     from latentdim.api import estimate
 
-    doc = inspect.getdoc(estimate)
-    for name in Settings.__dataclass_fields__:
-        assert f"``{name}``" in doc  # each field is named where estimate documents its keywords
-    with pytest.raises(TypeError, match="no_such_option"):
+    params = inspect.signature(estimate).parameters
+    for name, f in Settings.__dataclass_fields__.items():
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY and params[name].default == f.default
+        assert re.search(rf"^\s+(\w+, )?{name}(, \w+)?:", Settings.__doc__, re.M)  # documented there
+    with pytest.raises(TypeError, match="estimate.. got an unexpected keyword argument 'no_such_option'"):
         estimate([[0.0, 1.0]] * 80, 2, no_such_option=1)

@@ -43,6 +43,12 @@ _NUMERIC_KINDS = "biuf"
 HDF5_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, KeyError)
 
 
+def unstandardise(x: Any, mean: Any, std: Any) -> Any:
+    """``x * std + mean``: standardised data back in the user's units, for numpy arrays and torch
+    tensors alike (:meth:`Standardiser.inverse` and the exported generator's last layer)."""
+    return x * std + mean
+
+
 @dataclass
 class Standardiser:
     """Per-column affine map to zero mean and unit standard deviation, and back.
@@ -133,7 +139,7 @@ class Standardiser:
         """
         x = np.asarray(x, dtype=np.float32)
         self._check_width(x)
-        return x * self.std + self.mean
+        return unstandardise(x, self.mean, self.std)
 
     def to_dict(self) -> dict[str, list[float]]:
         """Returns ``{"mean": [...], "std": [...]}`` with plain floats, ready for JSON."""

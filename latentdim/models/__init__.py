@@ -84,7 +84,7 @@ def is_image_preset(preset: str) -> bool:
 
 
 __all__ = [
-    "MaskAAE", "Mask", "ModelSpec", "PRESETS", "active_dims", "build_model", "count_active", "count_undecided", "is_image_preset",
+    "MaskAAE", "Mask", "ModelSpec", "PRESETS", "active_dims", "build_model", "chunked", "count_active", "count_undecided", "is_image_preset",
     "sample_prior",
 ]
 

@@ -3,8 +3,10 @@
 A rule is a small class behind one interface (:class:`ClosingRule`); the loop calls
 :meth:`~ClosingRule.on_probe` at every probe step of the *close* and *hold* phases and
 :meth:`~ClosingRule.after_observe` after the schedule has seen each step's mask. Its class
-attributes tell :class:`~latentdim.training.phases.MaskSchedule` whether the mask learns and the
-pressure acts while it closes. Adding a rule: one class here, one line in :data:`CLOSING_RULES`.
+attributes tell :class:`~latentdim.training.schedule.MaskSchedule` whether the mask learns and the
+pressure acts while it closes, and the output folder's room check how many copies of the networks
+its state holds. Adding a rule: one class here and its entry in :data:`CLOSING_RULES` (making it
+the default is :func:`latentdim.settings.for_data`'s choice).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class ClosingRule:
     mask_trains: ClassVar[bool]  # the mask takes its gradient update in the close phase
     pressure: ClassVar[bool]  # the closing pressure beta acts in the close phase (and polish follows)
     needs_budget: ClassVar[bool] = False
+    snapshots: ClassVar[int] = 0  # copies of the networks its state (and so each checkpoint) holds
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
@@ -86,7 +89,7 @@ ELIMINATE_OPEN_THETA = 5.0
 
 
 class Elimination(ClosingRule):
-    """Closing by verified elimination (``TrainConfig.closing == "eliminate"``), used for images.
+    """Closing by verified elimination (``TrainConfig.closing == "eliminate"``), the default.
 
     Why (docs/log/mask-dynamics.md): under the closing pressure the order in which dimensions close
     follows the initial mask draw (RMSProp moves every theta by about its learning rate a step,
@@ -100,7 +103,7 @@ class Elimination(ClosingRule):
     next-cheapest dimension ``eliminate_retries`` times; then closing ends.
     """
 
-    name, mask_trains, pressure, needs_budget = "eliminate", False, False, True
+    name, mask_trains, pressure, needs_budget, snapshots = "eliminate", False, False, True, 1  # the round's start
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
@@ -222,6 +225,7 @@ class Elimination(ClosingRule):
     def load(self, state: dict[str, Any]) -> None:
         for f, v in state.items():
             setattr(self, f, v)
+
 
 #: The closing rules by their ``TrainConfig.closing`` name (None reads as "pressure").
 CLOSING_RULES: dict[str, type[ClosingRule]] = {rule.name: rule for rule in (Pressure, Elimination)}

@@ -1,9 +1,10 @@
 """The MaskAAE training loop (SPEC §4).
 
 One step is: 1 auto-encoder update, ``critic_steps`` critic updates, 1 generator (encoder)
-update and 1 mask update, each on a fresh batch, in that order (:meth:`Run.sgd_step`). Around it
-(:meth:`Run.after_step`): the divergence check, the probe and the closing rule, the schedule, the
-refine phase's re-standardisation, the history, checkpoints and progress.
+update and 1 mask update, each on a fresh batch, in that order (:meth:`Run.sgd_step`). After it,
+in :func:`train`: the divergence check (:meth:`Run.check_finite`), the probe, the closing rule,
+the schedule and the refine phase's re-standardisation (:meth:`Run.probe_and_close`), the history
+(:meth:`Run.record`), checkpoints (:meth:`Run.checkpoint`) and progress.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class TrainOutcome:
 
     steps: int
     seconds: float
-    stop_reason: str  # "settled", "max_steps" or "interrupted"
+    stop_reason: str  # "settled", "max_steps", "interrupted" or "diverged"
     last: StepStats | None
     history_steps: list[int] = field(default_factory=list)
     history_mask: list[list[float]] = field(default_factory=list)
@@ -68,6 +69,7 @@ class TrainOutcome:
     # stop_reason "max_steps" with on_checkpoint: the training state at the limit, from which a
     # run with a larger max_steps continues as if it had not stopped
     state: dict[str, Any] | None = None
+
 
 def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter]) -> None:
     # autograd.grad w.r.t. exactly these parameters: other networks on the path get no stray grads.
@@ -248,7 +250,7 @@ class Run:
             "seconds": self.seconds_before + time.perf_counter() - self.start,
             "retries": self.retries,
             "probe": None if self.probe is None else self.probe.state(),
-            "elimination": None if self.rule is None else self.rule.state(),
+            "closing": None if self.rule is None else self.rule.state(),
         })
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -260,8 +262,9 @@ class Run:
         self.step, self.retries = int(state["step"]), int(state.get("retries", 0))
         if self.probe is not None and state.get("probe") is not None:
             self.probe.load(state["probe"])
-        if self.rule is not None and state.get("elimination") is not None:
-            self.rule.load(cpu_copy(state["elimination"]))
+        rule_state = state.get("closing", state.get("elimination"))  # "elimination": checkpoints before the rules' interface
+        if self.rule is not None and rule_state is not None:
+            self.rule.load(cpu_copy(rule_state))
         out = self.outcome
         out.history_steps[:] = list(state["history_steps"])
         out.history_mask[:] = [list(row) for row in state["history_mask"]]
@@ -306,7 +309,6 @@ class Run:
     def stats(self, rec_value: float, w_value: float, lambda3: float, beta: float) -> StepStats:
         return StepStats(self.step, rec_value, w_value, self.m_active, self.undecided, lambda3, beta,
                          str(self.schedule.phase), self.schedule.steps_left(self.step))
-
 
 
 def train(

@@ -204,7 +204,7 @@ def test_elimination_resumes_step_for_step():
         return len(polls) >= stop_at
 
     _, _, states = _elim_run(cfg, should_stop=should_stop)
-    assert states and states[-1]["step"] == stop_at and states[-1]["elimination"]["snapshot"] is not None
+    assert states and states[-1]["step"] == stop_at and states[-1]["closing"]["snapshot"] is not None
     model, out, _ = _elim_run(cfg, resume=states[-1])
     assert out.steps == ref_out.steps and out.closing_rounds == ref_out.closing_rounds
     assert (out.history_rec, out.history_w, out.history_phase) == (ref_out.history_rec, ref_out.history_w, ref_out.history_phase)
