@@ -391,7 +391,13 @@ def sweep(
             err_console.print(f"[{done}/{total}] capacity {run.capacity} seed {run.seed} {run.model}: m_A {run.m_active}, "
                               f"Frechet distance {fd}, {run.steps} steps in {run.seconds:.0f} s", highlight=False)
 
-        result = run_sweep(source, grid_m, grid_s, wae=not no_wae, jobs=jobs, on_run=said, key=key, preset=preset.value,
+        def starting(capacity: int, seed: int, model: str) -> None:
+            if jobs == 1:
+                err_console.print(f"capacity {capacity} seed {seed} {model}: training ...", highlight=False)
+
+        if jobs > 1:
+            err_console.print(f"{len(grid_m) * len(grid_s) * (1 if no_wae else 2)} runs, {jobs} at a time ...", highlight=False)
+        result = run_sweep(source, grid_m, grid_s, wae=not no_wae, jobs=jobs, on_run=said, on_start=starting, key=key, preset=preset.value,
                            device=device.value, max_steps=max_steps, batch_size=batch_size, width=width, depth=depth)
         files = write_sweep(result, out) if out is not None else {}
     except LatentdimError as e:

@@ -114,6 +114,7 @@ def sweep(
     jobs: int = 1,
     threads: int | None = None,
     on_run: Callable[[SweepRun, int, int], None] | None = None,
+    on_start: Callable[[int, int, str], None] | None = None,
     **settings: Any,
 ) -> SweepResult:
     """Estimates at every capacity and seed with MaskAAE and (``wae``) the WAE baseline.
@@ -126,6 +127,8 @@ def sweep(
         jobs: runs at once, each in its own process.
         threads: torch threads per run (default 1 with ``jobs`` > 1, else torch's own setting).
         on_run: called as ``on_run(run, done, total)`` as each run finishes.
+        on_start: called as ``on_start(capacity, seed, model)`` as each run starts (``jobs`` 1),
+            or once for all of them as they are handed to the workers.
         **settings: the fields of :class:`latentdim.settings.Settings` shared by every run, except
             the per-run ones (:data:`PER_RUN`).
 
@@ -143,6 +146,8 @@ def sweep(
     runs: list[SweepRun] = []
     if jobs == 1:
         for m, s, use_mask in grid:
+            if on_start is not None:
+                on_start(m, s, "MaskAAE" if use_mask else "WAE")
             runs.append(_one(source, m, s, use_mask, settings, threads))
             if on_run is not None:
                 on_run(runs[-1], len(runs), len(grid))
@@ -151,6 +156,9 @@ def sweep(
 
         with ProcessPoolExecutor(max_workers=min(jobs, len(grid)), mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_one, source, m, s, use_mask, settings, threads) for m, s, use_mask in grid]
+            if on_start is not None:
+                for m, s, use_mask in grid:
+                    on_start(m, s, "MaskAAE" if use_mask else "WAE")
             done = 0
             for future in futures:  # in grid order; a failed run raises its error here
                 runs.append(future.result())

@@ -66,7 +66,7 @@ def test_cli_sweep_writes_csv_json_and_plot(tmp_path):
     result = run("sweep", TINY, "--capacities", "2,3", "--seeds", "0", "--max-steps", "30", "--batch-size", "32",
                  "--width", "16", "--out", tmp_path / "s", env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "[4/4] capacity 3 seed 0 WAE" in result.stderr
+    assert "[4/4] capacity 3 seed 0 WAE" in result.stderr and "capacity 2 seed 0 MaskAAE: training ..." in result.stderr
     assert "MaskAAE m_A" in result.stdout and "sweep.png" in result.stdout
     with open(tmp_path / "s" / "sweep.csv") as f:
         rows = list(csv.DictReader(f))
