@@ -628,6 +628,7 @@ def _result(job: _Job, outcome: TrainOutcome, diag: dict[str, Any], fid: Any) ->
     """The :class:`EstimateResult` of a finished training and its diagnostics."""
     model, spec, data = job.model, job.spec, job.data
     mu = model.mask().detach()
+    undecided = count_undecided(mu)
     steps_arr, mask_arr = history_array(outcome)
     rounds = [
         {k: round(v, 6) if isinstance(v, float) else [round(c, 6) for c in v] if k == "ablation" else v
@@ -639,7 +640,7 @@ def _result(job: _Job, outcome: TrainOutcome, diag: dict[str, Any], fid: Any) ->
         capacity=spec.capacity,
         mask=[round(float(v), 6) for v in mu.cpu()],
         active=active_dims(mu),
-        undecided=count_undecided(mu),
+        undecided=undecided,
         steps=outcome.steps,
         seconds=round(outcome.seconds, 3),
         stop_reason=outcome.stop_reason,
@@ -673,7 +674,7 @@ def _result(job: _Job, outcome: TrainOutcome, diag: dict[str, Any], fid: Any) ->
         skipped_examples=data.skipped_examples,
         baseline_errors=job.baseline_errors,
         # the WAE baseline has no mask to settle: it trains to max_steps by design
-        settled=not spec.use_mask or (outcome.stop_reason == "settled" and count_undecided(mu) == 0),
+        settled=not spec.use_mask or (outcome.stop_reason == "settled" and undecided == 0),
         phase="" if outcome.last is None else outcome.last.phase,
         model=model,
         standardiser=job.standardiser,

@@ -166,8 +166,7 @@ def result_table(result) -> Table:  # noqa: ANN001 - EstimateResult
     answer = "bold green" if result.settled else "bold yellow"
     for row in result_rows(result.to_dict()):
         if row.tone == "answer":
-            first, sep, rest = row.text.partition(" ")
-            table.add_row(row.label, Text.assemble((first, answer), sep + rest))
+            table.add_row(row.label, Text.assemble((row.lead, answer), row.text[len(row.lead):]))
         else:
             table.add_row(row.label, Text(row.text, style="bold yellow" if row.tone == "warn" else ""))
     return table
@@ -392,12 +391,11 @@ def sweep(
                               f"Frechet distance {fd}, {run.steps} steps in {run.seconds:.0f} s", highlight=False)
 
         def starting(capacity: int, seed: int, model: str) -> None:
-            if jobs == 1:
-                err_console.print(f"capacity {capacity} seed {seed} {model}: training ...", highlight=False)
+            err_console.print(f"capacity {capacity} seed {seed} {model}: training ...", highlight=False)
 
         if jobs > 1:
             err_console.print(f"{len(grid_m) * len(grid_s) * (1 if no_wae else 2)} runs, {jobs} at a time ...", highlight=False)
-        result = run_sweep(source, grid_m, grid_s, wae=not no_wae, jobs=jobs, on_run=said, on_start=starting, key=key, preset=preset.value,
+        result = run_sweep(source, grid_m, grid_s, wae=not no_wae, jobs=jobs, on_run=said, on_start=starting if jobs == 1 else None, key=key, preset=preset.value,
                            device=device.value, max_steps=max_steps, batch_size=batch_size, width=width, depth=depth)
         files = write_sweep(result, out) if out is not None else {}
     except LatentdimError as e:

@@ -720,9 +720,7 @@ def save_sweep_plot(runs: Sequence[Any], path: PathLike, title: str | None = Non
         if not mine:
             continue
         left.scatter([r.capacity for r in mine], [r.frechet_distance for r in mine], s=12, color=colour, alpha=0.45)
-        xs = [m for m in capacities if any(r.capacity == m for r in mine)]
-        medians = [float(np.median([r.frechet_distance for r in mine if r.capacity == m])) for m in xs]
-        left.plot(xs, medians, "-o", color=colour, markersize=4, label=model)
+        left.plot(*_medians_by_capacity(mine, "frechet_distance"), "-o", color=colour, markersize=4, label=model)
         positive = positive and all(r.frechet_distance > 0 for r in mine)
     if positive:
         left.set_yscale("log")
@@ -734,9 +732,8 @@ def save_sweep_plot(runs: Sequence[Any], path: PathLike, title: str | None = Non
     right.plot(capacities, capacities, "--", color="0.6", linewidth=1.0, label="m_A = capacity")
     if mask:
         right.scatter([r.capacity for r in mask], [r.m_active for r in mask], s=12, color=ACTIVE_COLOUR, alpha=0.45)
-        xs = [m for m in capacities if any(r.capacity == m for r in mask)]
-        right.plot(xs, [float(np.median([r.m_active for r in mask if r.capacity == m])) for m in xs], "-o",
-                   color=ACTIVE_COLOUR, markersize=4, label="MaskAAE m_A (median)")
+        right.plot(*_medians_by_capacity(mask, "m_active"), "-o", color=ACTIVE_COLOUR, markersize=4,
+                   label="MaskAAE m_A (median)")
     right.set_xlabel("capacity m")
     right.set_ylabel("active dimensions m_A")
     right.legend(frameon=False)
@@ -745,3 +742,9 @@ def save_sweep_plot(runs: Sequence[Any], path: PathLike, title: str | None = Non
         fig.suptitle(title)
     _save_figure(fig, path)
     return path
+
+
+def _medians_by_capacity(runs: Sequence[Any], field: str) -> tuple[list[int], list[float]]:
+    """The capacities that ``runs`` cover, in order, and the median of ``field`` at each."""
+    xs = sorted({int(r.capacity) for r in runs})
+    return xs, [float(np.median([getattr(r, field) for r in runs if r.capacity == m])) for m in xs]

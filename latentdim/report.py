@@ -149,18 +149,15 @@ def _header(result: Mapping[str, Any], title: str) -> str:
 
 
 def _cell(row: Row) -> str:
-    """A row's value as HTML: the comparison as a small table, m_A in bold, names in mono."""
+    """A row's value as HTML: the comparison as a small table, its lead in bold (m_A) or mono (a name)."""
     if row.cells:
         head = "".join(f"<th>{'m<sub>A</sub>' if h == 'm_A' else _e(h)}</th>" for h, _ in row.cells)
         first, *rest = (v for _, v in row.cells)
         values = f'<td class="ma">{_e(first)}</td>' + "".join(f"<td>{_e(v)}</td>" for v in rest)
         return f'<table class="compare"><tr>{head}</tr><tr>{values}</tr></table>'
-    if row.label == "active dimensions m_A":
-        number, _, rest = row.text.partition(" ")
-        return f"<strong>{_e(number)}</strong> {_e(rest)}"
-    if row.tone == "mono":
-        name, sep, rest = row.text.rpartition(" (")
-        return f'<span class="mono">{_e(name)}</span>{_e(sep[:1])}{_e(sep[1:] + rest)}' if sep else f'<span class="mono">{_e(row.text)}</span>'
+    if row.lead:
+        lead = f'<span class="mono">{_e(row.lead)}</span>' if row.tone == "mono" else f"<strong>{_e(row.lead)}</strong>"
+        return lead + _e(row.text[len(row.lead):])
     return _e(row.text)
 
 

@@ -292,14 +292,16 @@ def _text(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the result table: a label and plain text. ``tone`` says how to show it:
-    "answer" (m_A), "warn" (a warning), "mono" (a name or path) or "" (plain); the comparison
-    row also has its ``cells`` (header, value) for m_A and the classical estimators."""
+    """One line of the result table: a label and plain text. ``lead`` is the start of ``text``
+    to emphasise (m_A, a source's name); ``tone`` says how: "answer" (m_A), "warn" (a warning),
+    "mono" (a name or path) or "" (plain). The comparison row also has its ``cells`` (header,
+    value) for m_A and the classical estimators."""
 
     label: str
     text: str
     tone: str = ""
     cells: tuple[tuple[str, str], ...] = ()
+    lead: str = ""
 
 
 def _compare_row(result: Mapping[str, Any]) -> Row:
@@ -312,7 +314,7 @@ def _compare_row(result: Mapping[str, Any]) -> Row:
     errors = result.get("baseline_errors")
     values = [fmt(b.get(k), ".2f") if (why := baseline_undefined_text(k, errors)) is None else why for k in BASELINE_NAMES]
     cells = tuple(zip(("m_A", "TwoNN", "MLE", "lPCA"), (_text(result.get("m_active")), *values)))
-    return Row(label, " | ".join(v for _, v in cells), "answer", cells)
+    return Row(label, " | ".join(v for _, v in cells), "answer", cells, lead=cells[0][1])
 
 
 def _fid_rows(result: Mapping[str, Any]) -> list[Row]:
@@ -335,7 +337,8 @@ def result_rows(result: Mapping[str, Any], report: bool = False) -> list[Row]:
     ``report``: without the warnings and the sorted mask, which the report shows in its header
     and its mask chart."""
     g = result.get
-    rows = [Row("active dimensions m_A", f"{_text(g('m_active'))} of capacity {_text(g('capacity'))}", "answer")]
+    m_active = _text(g("m_active"))
+    rows = [Row("active dimensions m_A", f"{m_active} of capacity {_text(g('capacity'))}", "answer", lead=m_active)]
     unsettled = unsettled_text(result)
     if unsettled is not None and not report:
         rows.append(Row("warning", unsettled, "warn"))
@@ -350,7 +353,8 @@ def result_rows(result: Mapping[str, Any], report: bool = False) -> list[Row]:
     rows.append(Row("model", f"{kind}, preset {_text(g('preset'))}, schedule {_text(g('schedule'))}"))
     shape = g("data_shape")
     shape_text = "x".join(map(str, shape)) if isinstance(shape, (list, tuple)) else _text(shape)
-    rows.append(Row("source", f"{_text(g('source'))} ({shape_text} per sample)", "mono"))
+    source = _text(g("source"))
+    rows.append(Row("source", f"{source} ({shape_text} per sample)", "mono", lead=source))
     skipped = skipped_text(g("skipped_files"), g("skipped_examples"))
     if skipped is not None:
         rows.append(Row("skipped files", skipped, "warn"))

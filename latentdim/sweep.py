@@ -127,8 +127,8 @@ def sweep(
         jobs: runs at once, each in its own process.
         threads: torch threads per run (default 1 with ``jobs`` > 1, else torch's own setting).
         on_run: called as ``on_run(run, done, total)`` as each run finishes.
-        on_start: called as ``on_start(capacity, seed, model)`` as each run starts (``jobs`` 1),
-            or once for all of them as they are handed to the workers.
+        on_start: called as ``on_start(capacity, seed, model)`` as each run starts (``jobs`` 1 only:
+            workers start theirs on their own).
         **settings: the fields of :class:`latentdim.settings.Settings` shared by every run, except
             the per-run ones (:data:`PER_RUN`).
 
@@ -156,9 +156,6 @@ def sweep(
 
         with ProcessPoolExecutor(max_workers=min(jobs, len(grid)), mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_one, source, m, s, use_mask, settings, threads) for m, s, use_mask in grid]
-            if on_start is not None:
-                for m, s, use_mask in grid:
-                    on_start(m, s, "MaskAAE" if use_mask else "WAE")
             done = 0
             for future in futures:  # in grid order; a failed run raises its error here
                 runs.append(future.result())

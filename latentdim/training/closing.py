@@ -107,7 +107,7 @@ class Elimination(ClosingRule):
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
-        self.hold_steps = config.eliminate_hold or IMAGE_ELIMINATE_HOLD
+        self.hold_steps = self.phase_length(config, hold=True)
         self.started = False
         self.k = 0
         self.chosen: list[int] = []

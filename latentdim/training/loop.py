@@ -83,20 +83,6 @@ def _all_finite(params: list[nn.Parameter]) -> bool:
     return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
 
 
-def _optimisers(model: MaskAAE, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-    """SPEC §4's four optimisers (the auto-encoder's Adam when ``ae_optimiser`` says so)."""
-    ae_params = list(model.encoder.parameters()) + list(model.decoder.parameters())
-    ae = torch.optim.Adam(ae_params, lr=config.lr_ae) if config.ae_optimiser == "adam" else TF1RMSprop(ae_params, lr=config.lr_ae)
-    optimisers = {
-        "ae": ae,
-        "critic": TF1RMSprop(list(model.critic.parameters()), lr=config.lr_critic),
-        "generator": TF1RMSprop(list(model.encoder.parameters()), lr=config.lr_generator),
-    }
-    if model.mask.enabled:
-        optimisers["mask"] = TF1RMSprop([model.mask.theta], lr=config.lr_mask or VECTOR_LR_MASK)
-    return optimisers
-
-
 class Run:
     """One training run: the model and its optimisers, the schedule, the probe and the closing
     rule, and what a checkpoint carries (:meth:`capture`, :meth:`restore`)."""
@@ -108,7 +94,7 @@ class Run:
         self.ae_params = list(model.encoder.parameters()) + list(model.decoder.parameters())
         self.enc_params, self.critic_params = list(model.encoder.parameters()), list(model.critic.parameters())
         self.all_params = list(model.parameters())
-        self.optimisers = _optimisers(model, config)
+        self.optimisers = self._optimisers()
         self.schedule = MaskSchedule(config, self.capacity, use_mask=mask.enabled)
         self.rec_kind = config.reconstruction or "mse"
         self.device = data.device
@@ -121,9 +107,25 @@ class Run:
         self.rule: ClosingRule | None = closing_rule_class(config)(config) if latentdim_mask else None
         if self.rule is not None and self.rule.needs_budget and (self.probe is None or not config.loss_budget):
             raise ValueError(f"closing={self.rule.name!r} needs a loss budget (TrainConfig.loss_budget > 0)")
+        # the mask after the last step (before that step's closing moves) and its counts: set by
+        # probe_and_close, read by record and stats
+        self.mu_now, self.m_active, self.undecided = mask().detach(), 0, 0
         self.last_good: dict[str, Any] = {}  # the state a divergence rolls back to (train sets it)
         self.last_checkpoint_time = 0.0
         self.start = time.perf_counter()
+
+    def _optimisers(self) -> dict[str, torch.optim.Optimizer]:
+        """SPEC §4's four optimisers (the auto-encoder's Adam when ``ae_optimiser`` says so)."""
+        cfg, mask = self.config, self.model.mask
+        ae = torch.optim.Adam(self.ae_params, lr=cfg.lr_ae) if cfg.ae_optimiser == "adam" else TF1RMSprop(self.ae_params, lr=cfg.lr_ae)
+        optimisers = {
+            "ae": ae,
+            "critic": TF1RMSprop(self.critic_params, lr=cfg.lr_critic),
+            "generator": TF1RMSprop(self.enc_params, lr=cfg.lr_generator),
+        }
+        if mask.enabled:
+            optimisers["mask"] = TF1RMSprop([mask.theta], lr=cfg.lr_mask or VECTOR_LR_MASK)
+        return optimisers
 
     def batch(self, size: int | None = None) -> torch.Tensor:
         n = self.data.shape[0]
