@@ -11,7 +11,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from latentdim import losses
 from latentdim._version import __version__
 from latentdim.checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
 from latentdim.data import Standardiser
+from latentdim.data.stream import BUFFER_BYTES, BlockSampler, StreamedVectors
 from latentdim.errors import LatentdimError, TrainingInterrupted
 from latentdim.fileio import atomic_write
 from latentdim.metrics import classical_estimates_or_reasons, frechet_distance_samples, nac, precision_recall
@@ -32,6 +33,7 @@ from latentdim.data.sources import LoadedData, load
 from latentdim.result import NO_DIMENSION_LEFT, EstimateResult, EstimateWarning, closing_margin, unsettled_text
 from latentdim.settings import Settings, check_run, for_data, resumed_config, training_config
 from latentdim.training.closing import closing_rule_class
+from latentdim.training.distributed import World, join
 from latentdim.training import StepStats, TrainConfig, TrainOutcome, curves_array, history_array, model_input, train
 
 #: The keyword arguments of :func:`estimate` that make up its :class:`Settings`.
@@ -429,10 +431,11 @@ class _Job:
     spec: ModelSpec
     model: MaskAAE
     dev: torch.device
+    world: World
     saved: dict[str, Any] | None
     out_dir: Path | None
     fid_weights: Path | None
-    x: torch.Tensor
+    x: torch.Tensor | BlockSampler  # a BlockSampler: the file streams (data/stream.py)
     standardiser: Standardiser | None
     baselines: dict[str, float | None] | None
     baseline_errors: dict[str, str]
@@ -458,6 +461,12 @@ def _prepare(
 ) -> _Job:
     """Everything before training, cheapest checks first: settings, destinations, the data, the
     model, the classical estimators, the output folder."""
+    dev = resolve_device(s.device)
+    world = join(dev)  # several ranks under torchrun: only rank 0 reads baselines and writes
+    if world.parallel:
+        dev = torch.device("cuda", world.local_rank) if dev.type == "cuda" else dev
+        if not world.main:
+            s = replace(s, out=None, export=None, baselines=False)
     saved, out = _resumed(s.resume, s.out, s.max_steps)
     config = training_config(resumed_config(saved) if saved is not None else s.config, use_mask=s.use_mask,
                              max_steps=s.max_steps, batch_size=s.batch_size)
@@ -465,8 +474,11 @@ def _prepare(
     from latentdim.metrics.fid import find_weights
 
     fid_weights_path = find_weights(s.fid_weights)  # a bad explicit path fails now, not after training
-    dev = resolve_device(s.device)
-    _check_destinations(out, s.export, refuse_earlier_run=saved is None and not s.overwrite)
+    if config.batch_size % world.size:
+        raise LatentdimError(f"--batch-size {config.batch_size} does not split evenly over {world.size} processes; "
+                             f"give a multiple of {world.size}")
+    if world.main:
+        _check_destinations(out, s.export, refuse_earlier_run=saved is None and not s.overwrite)
     data = load(source, s.key, s.preset, s.channels, s.image_size, s.strict, on_load)
     _check_data(data, config.batch_size, dev)
     config = for_data(config, data.images)
@@ -476,12 +488,12 @@ def _prepare(
     torch.manual_seed(s.seed)
     model = build_model(spec).to(dev)  # before the baselines: a preset that does not fit fails at once
     baseline_values, baseline_errors = _baselines(data.array, saved, s.baselines, s.seed, stage)
-    out_dir = prepare_out(out)
+    out_dir = prepare_out(out) if world.main else None
     if out_dir is not None:
         # a closing rule's state can hold copies of the networks (an elimination round's start)
         check_room(out_dir, checkpoint_bytes(model) * (1 + closing_rule_class(config).snapshots))
-    x, standardiser = _training_tensor(data, dev)
-    return _Job(s, data, config, spec, model, dev, saved, out_dir, fid_weights_path, x, standardiser,
+    x, standardiser = _training_tensor(data, dev, s.seed, world.rank, stage)
+    return _Job(s, data, config, spec, model, dev, world, saved, out_dir, fid_weights_path, x, standardiser,
                 baseline_values, baseline_errors)
 
 
@@ -489,9 +501,13 @@ def _finish(job: _Job, outcome: TrainOutcome, stage: Callable[..., None]) -> Est
     """Evaluation, the result, its warnings, and the files of ``out`` and ``export``."""
     s, model, x = job.settings, job.model, job.x
     n_samples = job.data.array.shape[0]
-    eval_idx = torch.randperm(n_samples)[: min(n_samples, EVAL_SAMPLES)].to(job.dev)
-    stage(f"evaluating on {eval_idx.shape[0]:,} samples (Frechet distance, precision and recall)")
-    diag = evaluate(model, x[eval_idx], job.standardiser, job.config.reconstruction)
+    if isinstance(x, BlockSampler):  # rows read from the file, chosen without a permutation of all N
+        rows = np.sort(np.random.default_rng(s.seed).choice(n_samples, size=min(n_samples, EVAL_SAMPLES), replace=False))
+        eval_x = x.take(rows)
+    else:
+        eval_x = x[torch.randperm(n_samples)[: min(n_samples, EVAL_SAMPLES)].to(job.dev)]
+    stage(f"evaluating on {eval_x.shape[0]:,} samples (Frechet distance, precision and recall)")
+    diag = evaluate(model, eval_x, job.standardiser, job.config.reconstruction)
     fid = fid_scores(model, x, job.dev, job.fid_weights, s.fid_samples, stage) if job.data.images else None
     result = _result(job, outcome, diag, fid)
     if s.use_mask and result.m_active == 0:
@@ -555,7 +571,8 @@ def _check_data(data: LoadedData, batch_size: int, dev: torch.device) -> None:
             f"{data.source} has {n_samples} samples, fewer than one batch of {batch_size}; "
             "add data or lower --batch-size"
         )
-    check_fits_device(data.array.nbytes, dev, data.source)  # uint8 images or float32 vectors, as trained
+    streamed = isinstance(data.array, StreamedVectors)  # only the training buffer is on the device
+    check_fits_device(BUFFER_BYTES if streamed else data.array.nbytes, dev, data.source)  # uint8 images or float32 vectors, as trained
 
 
 def _baselines(
@@ -571,12 +588,20 @@ def _baselines(
         return dict(saved["baselines"]), dict(saved.get("baseline_errors") or {})
     n = array.shape[0]
     stage(f"classical estimators (TwoNN, MLE, lPCA) on {min(n, MAX_POINTS):,} samples")
-    return classical_estimates_or_reasons(array.reshape(n, -1), seed=seed)
+    if isinstance(array, StreamedVectors):  # a random subset read from the file
+        array = array.subset(MAX_POINTS, seed)
+    return classical_estimates_or_reasons(array.reshape(array.shape[0], -1), seed=seed)
 
 
-def _training_tensor(data: LoadedData, dev: torch.device) -> tuple[torch.Tensor, Standardiser | None]:
+def _training_tensor(data: LoadedData, dev: torch.device, seed: int, rank: int,
+                     stage: Callable[..., None]) -> tuple[torch.Tensor | BlockSampler, Standardiser | None]:
     """The data on the device as the model trains on it: uint8 images (batches become [0, 1]
-    floats), or standardised vectors with their standardiser."""
+    floats), or standardised vectors with their standardiser; a file larger than memory as a
+    :class:`BlockSampler` (data/stream.py)."""
+    if isinstance(data.array, StreamedVectors):
+        stage(f"standardising {data.array.shape[0]:,} rows, read from {data.source} in blocks")
+        standardiser = Standardiser.fit(data.array)
+        return BlockSampler(data.array, standardiser.mean, standardiser.std, dev, seed, rank=rank), standardiser
     if data.images:
         return torch.from_numpy(np.ascontiguousarray(data.array)).to(dev), None
     standardiser = Standardiser.fit(data.array)
@@ -605,11 +630,15 @@ def _train(job: _Job, on_step: Callable[[StepStats], None] | None, should_stop: 
             on_checkpoint=write_training_checkpoint if writing else None,
             checkpoint_steps=job.settings.checkpoint_steps if writing else None,
             checkpoint_seconds=job.settings.checkpoint_seconds if writing else None,
+            world=job.world, seed=job.settings.seed,
         )
     except (ValueError, RuntimeError) as e:
         if resume_state is None:
             raise
         raise LatentdimError(f"cannot resume from {checkpoint_path}: it does not fit this model ({type(e).__name__})") from e
+    finally:
+        if isinstance(job.x, BlockSampler):
+            job.x.close()  # its reading thread; evaluation reads its rows directly
     if outcome.stop_reason == "interrupted":
         raise TrainingInterrupted(outcome.steps, None if checkpoint_path is None else str(checkpoint_path))
     if outcome.stop_reason == "diverged":
@@ -663,6 +692,7 @@ def _result(job: _Job, outcome: TrainOutcome, diag: dict[str, Any], fid: Any) ->
         skipped_files=data.skipped,
         version=__version__,
         device=job.dev.type,
+        processes=job.world.size,
         schedule=job.config.schedule,
         use_mask=spec.use_mask,
         covariance=diag["covariance"],

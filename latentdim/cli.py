@@ -191,7 +191,7 @@ def continue_command(argv: list[str], folder: str, max_steps: int) -> str:
 
 @app.command(cls=Command)
 def estimate(
-    source: Annotated[str, typer.Argument(help="A folder of images (png, jpg, bmp, gif, tiff, webp; read recursively); an HDF5 (.h5), NumPy (.npy, .npz) or CSV (.csv, .tsv; one sample per row, an optional header row) file of vectors (N, d) or images (N, H, W[, C]) / (N, C, H, W); or built-in data: synthetic:n=8[,d=128][,samples=20000][,seed=0].")],
+    source: Annotated[str, typer.Argument(help="A folder of images (png, jpg, bmp, gif, tiff, webp; read recursively); an HDF5 (.h5; vectors above 256 MiB stream from disk), NumPy (.npy, .npz) or CSV (.csv, .tsv; one sample per row, an optional header row) file of vectors (N, d) or images (N, H, W[, C]) / (N, C, H, W); or built-in data: synthetic:n=8[,d=128][,samples=20000][,seed=0].")],
     capacity: Annotated[int, typer.Option("--capacity", "-m", help="Latent size m to start from; pick it well above the dimension you expect.")] = 64,
     key: Annotated[Optional[str], typer.Option(help="Dataset inside the HDF5 file, or array inside the .npz. \\[default: the file's only one]")] = None,
     preset: Annotated[Preset, typer.Option(help="Architecture: mlp (vectors); the MaskAAE papers' image networks mnist and fmnist (28x28 gray), cifar (32x32 colour), celeba (64x64 colour); conv (other image sizes, scales with --image-size). auto: vectors -> mlp, 28x28 gray -> mnist, 32x32 colour -> cifar, 64x64 colour -> celeba, other images -> conv.")] = Preset.auto,
@@ -221,13 +221,16 @@ def estimate(
     """Estimate the latent dimension m_A of a data set.
 
     Examples: latentdim estimate synthetic:n=8 --capacity 16;
+    torchrun --nproc-per-node 2 -m latentdim estimate data.h5 --capacity 32 (two processes, one model);
     latentdim estimate ./images --capacity 128 --out runs/images
     """
     from latentdim.result import EstimateWarning
     from latentdim.api import estimate as run_estimate
     from latentdim.progress import run_display
     from latentdim.settings import training_config
+    from latentdim.training.distributed import launched_rank
 
+    main = launched_rank() == 0  # under torchrun the ranks above 0 train in silence
     try:
         config = training_config(use_mask=not no_mask, schedule=schedule.value, batch_size=batch_size, max_steps=max_steps,
                                  closing_pressure=closing_pressure, loss_budget=loss_budget)
@@ -242,10 +245,11 @@ def estimate(
                 result = run_estimate(
                     source, capacity, key=key, preset=preset.value, channels=channels, image_size=image_size,
                     strict=strict, use_mask=not no_mask, seed=seed, device=device.value,
-                    config=config, width=width, depth=depth, out=out, export=export, on_step=display.on_step,
-                    baselines=not no_baselines, on_load=display.on_load, resume=resume, should_stop=stop.requested,
+                    config=config, width=width, depth=depth, out=out, export=export,
+                    on_step=display.on_step if main else None, baselines=not no_baselines,
+                    on_load=display.on_load if main else None, resume=resume, should_stop=stop.requested,
                     checkpoint_steps=steps_every, checkpoint_seconds=seconds_every, command=command,
-                    fid_weights=fid_weights, fid_samples=fid_samples, on_stage=display.on_stage,
+                    fid_weights=fid_weights, fid_samples=fid_samples, on_stage=display.on_stage if main else None,
                     overwrite=force, max_steps=max_steps,
                 )
         except LatentdimError as e:
@@ -255,6 +259,8 @@ def estimate(
         except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(code=130)
+    if not main:
+        return
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
     else:

@@ -116,6 +116,7 @@ class EstimateResult:
     # undecided: m_A is then a snapshot, not an answer (see ``phase`` and :func:`unsettled_text`)
     settled: bool = True
     phase: str = ""  # the schedule's phase when training ended: warmup, close, hold, polish, refine, ...
+    processes: int = 1  # ranks that trained the model together (torchrun, docs/design.md); 1: one process
     # the trained MaskAAE (torch module, eval mode) and the vectors' standardiser: what encode,
     # decode and sample use; not part of the JSON
     model: MaskAAE | None = field(default=None, repr=False, compare=False)
@@ -358,7 +359,9 @@ def result_rows(result: Mapping[str, Any], report: bool = False) -> list[Row]:
     skipped = skipped_text(g("skipped_files"), g("skipped_examples"))
     if skipped is not None:
         rows.append(Row("skipped files", skipped, "warn"))
-    rows.append(Row("steps", f"{_text(g('steps'))} ({_text(g('stop_reason'))}) in {fmt(g('seconds'), '.1f')} s on {_text(g('device'))}"))
+    procs = g("processes")
+    where = _text(g("device")) + (f", {procs} processes" if isinstance(procs, int) and procs > 1 else "")
+    rows.append(Row("steps", f"{_text(g('steps'))} ({_text(g('stop_reason'))}) in {fmt(g('seconds'), '.1f')} s on {where}"))
     rows.append(Row("reconstruction error", fmt(g("reconstruction_error"), ".4f")))
     rows.append(Row("Wasserstein estimate W", fmt(g("wasserstein"), ".4f")))
     pixels = isinstance(shape, (list, tuple)) and len(shape) == 3

@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 from latentdim.data.arrays import KNOWN_SOURCES, array_file_kind, read_array_file
 from latentdim.data.synthetic import DEFAULT_D, DEFAULT_SAMPLES, DEFAULT_SEED, make_synthetic
 from latentdim.errors import LatentdimError
+from latentdim.data.stream import StreamedVectors, stream_bytes
 
 # Rows per block when scanning or converting data, so a large array is never duplicated whole
 # in float64 (or as a boolean mask) just to check it.
@@ -73,7 +74,8 @@ class Standardiser:
         Raises:
             LatentdimError: If ``x`` is not 2-D or has no rows.
         """
-        x = np.asarray(x)
+        if not isinstance(x, StreamedVectors):  # a streamed file is read block by block below
+            x = np.asarray(x)
         if x.ndim != 2 or x.shape[0] == 0:
             raise LatentdimError(
                 f"cannot fit a standardiser to data of shape {x.shape}; "
@@ -417,6 +419,8 @@ def _load_hdf5(path: str, key: str | None) -> VectorData:
             # Check dtype and shape from the metadata before reading a single value.
             _check_dtype(dataset.dtype, what)
             _check_shape(dataset.shape or (), what)  # shape None: an empty (null) dataspace
+            if dataset.size * 4 > stream_bytes():  # larger than memory: read in blocks (data/stream.py)
+                return VectorData(x=StreamedVectors(path, dataset.name, dataset.shape, what), source=what)  # type: ignore[arg-type]
             return VectorData(x=_copy_checked(dataset, what), source=what)
         except HDF5_READ_ERRORS as err:
             raise hdf5_read_error(what, err) from err

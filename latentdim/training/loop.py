@@ -20,11 +20,13 @@ import torch
 from torch import nn
 
 from latentdim import losses
+from latentdim.data.stream import BlockSampler
 from latentdim.models import MaskAAE, count_active, count_undecided, sample_prior
 from latentdim.optim import TF1RMSprop
 from latentdim.training.closing import ClosingRule, closing_rule_class
 from latentdim.training.codes import model_input, restandardise_codes
 from latentdim.training.config import VECTOR_LR_MASK, TrainConfig
+from latentdim.training.distributed import World
 from latentdim.training.phases import Phase
 from latentdim.training.probe import Probe
 from latentdim.training.schedule import MaskSchedule
@@ -71,9 +73,10 @@ class TrainOutcome:
     state: dict[str, Any] | None = None
 
 
-def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter]) -> None:
-    # autograd.grad w.r.t. exactly these parameters: other networks on the path get no stray grads.
-    grads = torch.autograd.grad(loss, params)
+def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter], world: World) -> None:
+    # autograd.grad w.r.t. exactly these parameters: other networks on the path get no stray grads;
+    # with several ranks, averaged over them (training/distributed.py)
+    grads = world.average(torch.autograd.grad(loss, params))
     for p, g in zip(params, grads):
         p.grad = g
     opt.step()
@@ -87,8 +90,10 @@ class Run:
     """One training run: the model and its optimisers, the schedule, the probe and the closing
     rule, and what a checkpoint carries (:meth:`capture`, :meth:`restore`)."""
 
-    def __init__(self, model: MaskAAE, data: torch.Tensor, config: TrainConfig) -> None:
+    def __init__(self, model: MaskAAE, data: torch.Tensor, config: TrainConfig, world: World | None = None) -> None:
         self.model, self.data, self.config = model, data, config
+        self.world = world or World()
+        self.batch_size = self.world.share(config.batch_size)  # this rank's part of each batch
         mask = model.mask
         self.capacity = mask.theta.shape[0]
         self.ae_params = list(model.encoder.parameters()) + list(model.decoder.parameters())
@@ -103,7 +108,7 @@ class Run:
         self.curve_sums: list[Any] = [0.0, 0.0, 0]  # reconstruction and W summed since the last history point, and the count
         latentdim_mask = mask.enabled and config.schedule == "latentdim"
         probing = bool(config.loss_budget) or bool(config.warmup_plateau)
-        self.probe = Probe(data, config, self.rec_kind) if probing and latentdim_mask else None
+        self.probe = Probe(data, config, self.rec_kind, self.world) if probing and latentdim_mask else None
         self.rule: ClosingRule | None = closing_rule_class(config)(config) if latentdim_mask else None
         if self.rule is not None and self.rule.needs_budget and (self.probe is None or not config.loss_budget):
             raise ValueError(f"closing={self.rule.name!r} needs a loss budget (TrainConfig.loss_budget > 0)")
@@ -128,8 +133,10 @@ class Run:
         return optimisers
 
     def batch(self, size: int | None = None) -> torch.Tensor:
+        if isinstance(self.data, BlockSampler):  # a file larger than memory, streamed
+            return self.data.draw(size or self.batch_size)
         n = self.data.shape[0]
-        return model_input(self.data[torch.randint(n, (size or self.config.batch_size,), device=self.device)])
+        return model_input(self.data[torch.randint(n, (size or self.batch_size,), device=self.device)])
 
     def sgd_step(self) -> tuple[torch.Tensor, float, float, float]:
         """SPEC §4's step; returns the reconstruction loss, W, lambda3 and beta it used."""
@@ -143,22 +150,22 @@ class Run:
         x = self.batch()
         codes = enc(x)
         rec = losses.reconstruction(dec(mu * codes), x, self.rec_kind)
-        _update(opt["ae"], losses.ae_loss(rec, codes, mu), self.ae_params)
+        _update(opt["ae"], losses.ae_loss(rec, codes, mu), self.ae_params, self.world)
 
         # 2. critic (WGAN-GP) between masked codes and the masked prior
         # The encoder does not change during the critic updates, so their fresh batches are encoded
         # in one forward pass (the same numbers as one pass per batch, at a fraction of the cost).
         with torch.no_grad():
-            encoded_all = (mu * enc(self.batch(cfg.critic_steps * cfg.batch_size))).split(cfg.batch_size)
+            encoded_all = (mu * enc(self.batch(cfg.critic_steps * self.batch_size))).split(self.batch_size)
         for encoded in encoded_all:
-            p = sample_prior(mu, cfg.batch_size)
+            p = sample_prior(mu, self.batch_size)
             h_enc, h_prior = critic(encoded), critic(p)
             penalty = losses.gradient_penalty(critic, p, encoded)
-            _update(opt["critic"], losses.critic_loss(h_enc, h_prior, penalty), self.critic_params)
+            _update(opt["critic"], losses.critic_loss(h_enc, h_prior, penalty), self.critic_params, self.world)
         w_value = float(losses.wasserstein(h_prior, h_enc).detach())
 
         # 3. generator: the encoder learns to fool the critic
-        _update(opt["generator"], losses.generator_loss(critic(mu * enc(self.batch()))), self.enc_params)
+        _update(opt["generator"], losses.generator_loss(critic(mu * enc(self.batch()))), self.enc_params, self.world)
 
         # 4. mask: reconstruction, W and the polariser (plus latentdim's closing pressure)
         if "mask" in opt and not schedule.mask_frozen:
@@ -167,16 +174,17 @@ class Run:
                 codes = enc(x)
             mu_g = mask()
             rec_m = losses.reconstruction(dec(mu_g * codes), x, self.rec_kind)
-            w = losses.wasserstein(critic(sample_prior(mu_g, cfg.batch_size)), critic(mu_g * codes))
-            _update(opt["mask"], losses.mask_loss(rec_m, w, mu_g, lambda3, beta), [mask.theta])
+            w = losses.wasserstein(critic(sample_prior(mu_g, self.batch_size)), critic(mu_g * codes))
+            _update(opt["mask"], losses.mask_loss(rec_m, w, mu_g, lambda3, beta), [mask.theta], self.world)
             mask.project()
         return rec, w_value, lambda3, beta
 
-    def check_finite(self, rec_value: float, w_value: float) -> str:
-        """"ok" after a finite step. A non-finite loss or parameter rolls back to ``last_good``
-        the first time every learning rate is halved and training goes on ("retry"), the second
-        time it stops ("stop", stop reason "diverged")."""
-        if math.isfinite(w_value) and math.isfinite(rec_value) and _all_finite(self.all_params):
+    def check_finite(self, finite: bool) -> str:
+        """"ok" after a finite step (``finite``: the losses and parameters, on every rank). A
+        non-finite loss or parameter rolls back to ``last_good`` the first time every learning
+        rate is halved and training goes on ("retry"), the second time it stops ("stop", stop
+        reason "diverged")."""
+        if finite:
             return "ok"
         if self.retries >= 1:
             self.outcome.stop_reason = "diverged"
@@ -208,6 +216,7 @@ class Run:
         every = cfg.restandardise_every
         if every and schedule.phase == Phase.REFINE and (step - schedule.phase_start) % every == 0:
             restandardise_codes(self.model, self.batch(min(self.data.shape[0], 1024)))
+            self.world.same_weights(self.model)  # each rank read its own batch: rank 0's codes
         self.mu_now, self.m_active, self.undecided = mu_now, m_active, undecided
         return done
 
@@ -279,15 +288,24 @@ class Run:
             self.curve_sums[:] = [0.0, 0.0, 0]
         # (learning rates come back with the optimiser states: a rolled-back run keeps its halved rates)
 
-    def checkpoint(self, interrupted: bool, every_steps: int | None, every_seconds: float | None,
-                   on_checkpoint: Callable[[dict[str, Any]], None] | None) -> None:
-        """When due (every ``every_steps`` steps or ``every_seconds`` seconds) or interrupted: the
-        training state becomes the rollback target and goes to ``on_checkpoint``."""
-        now = time.perf_counter()
+    def exchange(self, rec_value: float, w_value: float, should_stop: Callable[[], bool] | None,
+                 every_steps: int | None, every_seconds: float | None) -> tuple[bool, bool, bool]:
+        """After a step: (finite, interrupted, checkpoint due), agreed by every rank in one
+        exchange, so that they all roll back, stop and checkpoint at the same step. Finite: the
+        losses and every parameter; due: every ``every_steps`` steps or ``every_seconds`` seconds."""
+        finite = math.isfinite(w_value) and math.isfinite(rec_value) and _all_finite(self.all_params)
+        wants_stop = should_stop is not None and should_stop()
         due = (every_steps is not None and self.step % every_steps == 0) or (
-            every_seconds is not None and now - self.last_checkpoint_time >= every_seconds
+            every_seconds is not None and time.perf_counter() - self.last_checkpoint_time >= every_seconds
         )
-        if due or interrupted:
+        infinite, interrupted, due = self.world.any([not finite, wants_stop, due], self.device)
+        return not infinite, interrupted, due
+
+    def checkpoint(self, due: bool, on_checkpoint: Callable[[dict[str, Any]], None] | None) -> None:
+        """When ``due`` (on some rank) or interrupted: the training state becomes the rollback
+        target and goes to ``on_checkpoint``."""
+        now = time.perf_counter()
+        if due:
             self.last_good = self.capture()
             self.last_checkpoint_time = now
             if on_checkpoint is not None:
@@ -324,6 +342,8 @@ def train(
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     checkpoint_steps: int | None = None,
     checkpoint_seconds: float | None = None,
+    world: World | None = None,
+    seed: int = 0,
 ) -> TrainOutcome:
     """Trains ``model`` in place on ``data`` with the loop of SPEC §4.
 
@@ -345,6 +365,8 @@ def train(
             ``checkpoint_steps`` steps and/or ``checkpoint_seconds`` seconds, and when
             interrupted.
         checkpoint_steps, checkpoint_seconds: how often to checkpoint (None: never on that count).
+        world, seed: several ranks (torchrun): this process's place among them and the seed the
+            ranks above 0 draw their own batches from (:mod:`latentdim.training.distributed`).
 
     Returns:
         The step count, wall time, why training stopped ("settled", "max_steps", "interrupted"
@@ -356,11 +378,13 @@ def train(
 
     Randomness comes from torch's global generator: seed it before building the model.
     """
-    run = Run(model, data, config)
+    run = Run(model, data, config, world)
     outcome = run.outcome
     if resume is not None:
         run.restore(resume)
         run.seconds_before = float(resume.get("seconds", 0.0))
+    run.world.same_weights(model)
+    run.world.seed_stream(seed + run.step)  # ranks above 0 draw their own batches (rank 0: unchanged)
     model.train()
     run.last_good = run.capture()  # rollback target until the first checkpoint
     run.last_checkpoint_time = time.perf_counter()
@@ -368,19 +392,19 @@ def train(
         rec, w_value, lambda3, beta = run.sgd_step()
         run.step += 1
         rec_value = float(rec.detach())
-        verdict = run.check_finite(rec_value, w_value)
+        finite, interrupted, due = run.exchange(rec_value, w_value, should_stop, checkpoint_steps, checkpoint_seconds)
+        verdict = run.check_finite(finite)
         if verdict == "stop":
             break
         if verdict == "retry":
             continue
         done = run.probe_and_close()
         run.record(rec_value, w_value, done)
-        interrupted = should_stop is not None and should_stop()
         if done or interrupted:
             outcome.stop_reason = "interrupted" if interrupted else "settled"
         outcome.last = stats = run.stats(rec_value, w_value, lambda3, beta)
         if not done:
-            run.checkpoint(interrupted, checkpoint_steps, checkpoint_seconds, on_checkpoint)
+            run.checkpoint(due or interrupted, on_checkpoint)
         if on_step is not None and (run.step % report_every == 0 or done or interrupted):
             on_step(stats)
         if done or interrupted:

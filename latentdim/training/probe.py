@@ -9,9 +9,11 @@ import numpy as np
 import torch
 
 from latentdim import losses
+from latentdim.data.stream import BlockSampler
 from latentdim.models import MaskAAE
 from latentdim.training.codes import model_input
 from latentdim.training.config import TrainConfig
+from latentdim.training.distributed import World
 
 
 class Probe:
@@ -23,10 +25,11 @@ class Probe:
     reconstructing every probe sample as the probe mean (a model that keeps no information).
     """
 
-    def __init__(self, data: torch.Tensor, config: TrainConfig, kind: str) -> None:
+    def __init__(self, data: torch.Tensor, config: TrainConfig, kind: str, world: World | None = None) -> None:
+        self.world = world or World()  # several ranks: each error is rank 0's number
         n = data.shape[0]
         rows = np.sort(np.random.default_rng(0).choice(n, size=min(n, config.probe_samples), replace=False))
-        self.x = model_input(data[torch.from_numpy(rows).to(data.device)])
+        self.x = data.take(rows) if isinstance(data, BlockSampler) else model_input(data[torch.from_numpy(rows).to(data.device)])
         self.kind, self.config = kind, config
         mean = self.x.mean(0, keepdim=True).expand_as(self.x)
         if kind == "bce":
@@ -50,7 +53,7 @@ class Probe:
                 z = z.clone()
                 z[:, drop] = 0.0
             total += float(losses.reconstruction(model.decoder(z), xb, self.kind)) * len(xb)
-        return total / len(self.x)
+        return self.world.agree(total / len(self.x), self.x.device)
 
     @torch.no_grad()
     def measure(self, model: MaskAAE) -> float:

@@ -1,0 +1,170 @@
+"""HDF5 vectors larger than memory: read in blocks, never whole.
+
+A vector dataset whose float32 size is above :data:`STREAM_BYTES` is not loaded: it becomes a
+:class:`StreamedVectors` (shape, blocks and rows read on demand, each block checked finite), the
+standardiser is fitted in passes over blocks, the classical estimators and the evaluation read a
+random subset of rows, and training draws its batches from a :class:`BlockSampler`:
+
+- the buffer holds :data:`BUFFER_BLOCKS` blocks of contiguous rows, each starting at a random row
+  (:data:`BUFFER_BYTES` in all, standardised float32 on the training device); a batch is rows
+  drawn uniformly from the buffer;
+- a background thread reads the next block while training runs (reading overlaps training); once
+  training has drawn as many rows as a block holds, the oldest block is replaced by the one read
+  ahead, so the data flows through the buffer about once per pass over the data.
+
+The memory footprint is the buffer, one block read ahead and one being read (about
+``(BUFFER_BLOCKS + 2) / BUFFER_BLOCKS * BUFFER_BYTES``), plus the probe and evaluation subsets:
+it does not grow with the file. The blocks' starts come from a generator seeded with the run's
+seed, and the swap happens after a fixed number of drawn rows, so a streamed run repeats for a
+seed like an in-memory one (a resumed one starts a fresh buffer).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from typing import TYPE_CHECKING, Any
+
+import h5py
+import numpy as np
+
+from latentdim.errors import LatentdimError
+
+if TYPE_CHECKING:  # torch only where training reads the buffer: the readers stay torch-free
+    import torch
+
+#: HDF5 vector datasets above this size (as float32) stream; env LATENTDIM_STREAM_BYTES overrides.
+STREAM_BYTES = 256 * 2**20
+#: The training buffer's size, and how many blocks it holds.
+BUFFER_BYTES = 128 * 2**20
+BUFFER_BLOCKS = 8
+#: Rows per read in the standardiser's and the checks' passes.
+PASS_ROWS = 65536
+
+
+def stream_bytes() -> int:
+    """The size above which HDF5 vectors stream (:data:`STREAM_BYTES`, or the environment's)."""
+    value = os.environ.get("LATENTDIM_STREAM_BYTES")
+    if value is None:
+        return STREAM_BYTES
+    try:
+        return int(value)
+    except ValueError:
+        raise LatentdimError(f"LATENTDIM_STREAM_BYTES must be a number of bytes, got {value!r}") from None
+
+
+class StreamedVectors:
+    """An (N, d) HDF5 vector dataset read on demand: slices and sorted row indices give float32
+    arrays, each checked finite; ``nbytes`` is its size as float32 (not read)."""
+
+    ndim = 2
+
+    def __init__(self, path: str, name: str, shape: tuple[int, int], source: str) -> None:
+        self.path, self.name, self.shape, self.source = path, name, (int(shape[0]), int(shape[1])), source
+        self.nbytes = self.shape[0] * self.shape[1] * 4
+        self.dtype = np.dtype(np.float32)
+        self._lock = threading.Lock()  # h5py serialises anyway; one open file per object
+        self._file: h5py.File | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable (sweep's processes): reopen there
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_file")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock, self._file = threading.Lock(), None
+
+    def _read(self, index: Any, what: str) -> np.ndarray:
+        with self._lock:
+            if self._file is None:
+                self._file = h5py.File(self.path, "r")
+            block = np.asarray(self._file[self.name][index], dtype=np.float32)
+        if not np.isfinite(block).all():
+            bad = int(np.count_nonzero(~np.isfinite(block)))
+            raise LatentdimError(f"{self.source} has {bad} NaN or infinite values in {what}; clean or drop those rows")
+        return block
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if isinstance(index, slice):
+            start, stop, _ = index.indices(self.shape[0])
+            return self._read(index, f"rows {start:,}-{stop - 1:,}")
+        rows = np.asarray(index)
+        if rows.ndim != 1 or rows.size and np.any(np.diff(rows) <= 0):
+            raise ValueError("streamed rows are read by a slice or by increasing row numbers")
+        return self._read(rows, f"{rows.size:,} chosen rows")
+
+    def subset(self, n: int, seed: int) -> np.ndarray:
+        """``n`` rows chosen at random without replacement (in file order), as float32."""
+        rows = np.sort(np.random.default_rng(seed).choice(self.shape[0], size=min(n, self.shape[0]), replace=False))
+        return self[rows]
+
+
+class BlockSampler:
+    """Training batches of standardised rows from a bounded buffer refilled by a reading thread
+    (see the module's docstring); ``shape`` and ``device`` as the training tensor's would be."""
+
+    def __init__(self, data: StreamedVectors, mean: np.ndarray, std: np.ndarray, device: torch.device, seed: int,
+                 buffer_bytes: int = BUFFER_BYTES, blocks: int = BUFFER_BLOCKS, rank: int = 0) -> None:
+        self.data, self.device, self.shape = data, device, data.shape
+        self.mean, self.std = mean, std
+        n, d = data.shape
+        self.block_rows = max(1, min(n // blocks, buffer_bytes // (blocks * d * 4)))
+        self.blocks = blocks
+        self._rng = np.random.default_rng([seed, 7] if rank == 0 else [seed, 7, rank])  # torchrun: a buffer per rank
+        self._ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        import torch
+
+        self.buffer = torch.cat([self._standardised(self._next_block()) for _ in range(blocks)])
+        self._slot, self._drawn = 0, 0
+        self._thread = threading.Thread(target=self._read_ahead, name="latentdim-reader", daemon=True)
+        self._thread.start()
+
+    def _next_block(self) -> np.ndarray:
+        start = int(self._rng.integers(0, self.shape[0] - self.block_rows + 1))
+        return self.data[start : start + self.block_rows]
+
+    def _standardised(self, block: np.ndarray) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy((block - self.mean) / self.std).to(self.device)
+
+    def _read_ahead(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item: Any = self._next_block()
+            except BaseException as e:  # handed to the training thread, which raises it
+                item = e
+            while not self._stop.is_set():
+                try:
+                    self._ahead.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, BaseException):
+                return
+
+    def draw(self, size: int) -> torch.Tensor:
+        """``size`` rows drawn uniformly from the buffer (torch's generator, as in memory)."""
+        if self._drawn >= self.block_rows:  # the oldest block makes way for the one read ahead
+            block = self._ahead.get()
+            if isinstance(block, BaseException):
+                raise block
+            rows = slice(self._slot * self.block_rows, (self._slot + 1) * self.block_rows)
+            self.buffer[rows] = self._standardised(block)
+            self._slot, self._drawn = (self._slot + 1) % self.blocks, 0
+        import torch
+
+        self._drawn += size
+        return self.buffer[torch.randint(self.buffer.shape[0], (size,), device=self.device)]
+
+    def take(self, rows: np.ndarray) -> torch.Tensor:
+        """Exactly these rows (increasing row numbers), standardised: the probe set, evaluation."""
+        return self._standardised(self.data[np.asarray(rows)])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
