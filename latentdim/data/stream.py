@@ -38,7 +38,9 @@ if TYPE_CHECKING:  # torch only where training reads the buffer: the readers sta
 STREAM_BYTES = 256 * 2**20
 #: The training buffer's size, and how many blocks it holds.
 BUFFER_BYTES = 128 * 2**20
-BUFFER_BLOCKS = 8
+# Many small blocks, so that a file stored in some order (sorted by class, by time) is mixed in the
+# buffer: 256 places of the file at once, one of them replaced every few steps.
+BUFFER_BLOCKS = 256
 #: Rows per read in the standardiser's and the checks' passes.
 PASS_ROWS = 65536
 
