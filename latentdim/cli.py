@@ -259,6 +259,11 @@ def estimate(
         except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(code=130)
+        except RuntimeError:  # torchrun: the collective broke because another rank ended
+            if main:
+                raise
+            err_console.print(f"rank {launched_rank()}: stopped because another process of this run ended (rank 0 says why)")
+            raise typer.Exit(code=1)
     if not main:
         return
     if as_json:

@@ -72,3 +72,16 @@ def test_torchrun_batch_must_split(tmp_path):
                       "--max-steps", "10", "--no-baselines"], cwd=tmp_path)
     assert done.returncode != 0
     assert "does not split evenly over 2 processes" in done.stderr
+
+
+@pytest.mark.slow
+def test_rank_zero_refusal_ends_the_others_in_one_line(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "result.json").write_text("{}")  # an earlier run
+    done = _torchrun(["-m", "latentdim", "estimate", "synthetic:n=2,d=8,samples=1000", "--capacity", "4", "--max-steps", "10",
+                      "--out", str(out), "--no-baselines"], cwd=tmp_path)
+    assert done.returncode != 0
+    assert "already holds a run" in done.stderr
+    assert "[rank1]: Traceback" not in done.stderr
+    assert (out / "result.json").read_text() == "{}"  # nothing lost
