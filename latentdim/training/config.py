@@ -29,6 +29,11 @@ class TrainConfig:
     # VECTOR_LR_MASK for vectors; train() itself reads None as VECTOR_LR_MASK); docs/log/mask-dynamics.md.
     lr_mask: float | None = None
     critic_steps: int = 5  # critic updates per step (SPEC §4)
+    # How the critic's gradients are computed: "closed_form" (the loss's gradient written out for
+    # the one-hidden-layer critic of every preset but mnist, training/critic.py; the same numbers
+    # up to float rounding, about 4x faster) or "autograd" (a double backward through the
+    # gradient penalty; always used for other critics).
+    critic_update: str = "closed_form"
     # Optimiser of the auto-encoder update: "rmsprop" (SPEC §4, TF1 semantics) or "adam" (PyTorch's,
     # betas 0.9 / 0.999). None: chosen from the data by latentdim.estimate ("adam" for vectors: a
     # 5-code fit of a curved 4-dim manifold reaches a third of RMSProp's error in 10,000 steps, and

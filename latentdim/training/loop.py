@@ -21,11 +21,13 @@ from torch import nn
 
 from latentdim import losses
 from latentdim.data.stream import BlockSampler
-from latentdim.models import MaskAAE, count_active, count_undecided, sample_prior
+from latentdim.models import MaskAAE, sample_prior
 from latentdim.optim import TF1RMSprop
+from latentdim.thresholds import ACTIVE_THRESHOLD, DECIDED_THRESHOLD
 from latentdim.training.closing import ClosingRule, closing_rule_class
 from latentdim.training.codes import model_input, restandardise_codes
 from latentdim.training.config import VECTOR_LR_MASK, TrainConfig
+from latentdim.training.critic import closed_form_supported, critic_gradients
 from latentdim.training.distributed import World
 from latentdim.training.phases import Phase
 from latentdim.training.probe import Probe
@@ -74,16 +76,21 @@ class TrainOutcome:
 
 
 def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter], world: World) -> None:
-    # autograd.grad w.r.t. exactly these parameters: other networks on the path get no stray grads;
-    # with several ranks, averaged over them (training/distributed.py)
-    grads = world.average(torch.autograd.grad(loss, params))
-    for p, g in zip(params, grads):
+    # autograd.grad w.r.t. exactly these parameters: other networks on the path get no stray grads
+    _apply(opt, list(torch.autograd.grad(loss, params)), params, world)
+
+
+def _apply(opt: torch.optim.Optimizer, grads: list[torch.Tensor], params: list[nn.Parameter], world: World) -> None:
+    # with several ranks, the gradients averaged over them (training/distributed.py)
+    for p, g in zip(params, world.average(grads)):
         p.grad = g
     opt.step()
 
 
-def _all_finite(params: list[nn.Parameter]) -> bool:
-    return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
+def _parameter_sum(params: list[nn.Parameter]) -> torch.Tensor:
+    # finite only if every parameter is (inf and nan propagate; an overflow of finite weights near
+    # 1e38 is a divergence too): one reduction per tensor, no bool temporaries
+    return torch.stack([p.detach().sum() for p in params]).sum()
 
 
 class Run:
@@ -99,6 +106,7 @@ class Run:
         self.ae_params = list(model.encoder.parameters()) + list(model.decoder.parameters())
         self.enc_params, self.critic_params = list(model.encoder.parameters()), list(model.critic.parameters())
         self.all_params = list(model.parameters())
+        self.closed_form_critic = config.critic_update == "closed_form" and closed_form_supported(model.critic)
         self.optimisers = self._optimisers()
         self.schedule = MaskSchedule(config, self.capacity, use_mask=mask.enabled)
         self.rec_kind = config.reconstruction or "mse"
@@ -113,7 +121,7 @@ class Run:
         if self.rule is not None and self.rule.needs_budget and (self.probe is None or not config.loss_budget):
             raise ValueError(f"closing={self.rule.name!r} needs a loss budget (TrainConfig.loss_budget > 0)")
         # the mask after the last step (before that step's closing moves) and its counts: set by
-        # probe_and_close, read by record and stats
+        # read_step, read by probe_and_close, record and stats
         self.mu_now, self.m_active, self.undecided = mask().detach(), 0, 0
         self.last_good: dict[str, Any] = {}  # the state a divergence rolls back to (train sets it)
         self.last_checkpoint_time = 0.0
@@ -138,8 +146,9 @@ class Run:
         n = self.data.shape[0]
         return model_input(self.data[torch.randint(n, (size or self.batch_size,), device=self.device)])
 
-    def sgd_step(self) -> tuple[torch.Tensor, float, float, float]:
-        """SPEC §4's step; returns the reconstruction loss, W, lambda3 and beta it used."""
+    def sgd_step(self) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+        """SPEC §4's step; returns the reconstruction loss, W (0-dim tensors, still on the
+        device: the step reads nothing back, so a GPU runs it without waiting), lambda3 and beta."""
         model, cfg, schedule = self.model, self.config, self.schedule
         enc, dec, critic, mask = model.encoder, model.decoder, model.critic, model.mask
         opt = self.optimisers
@@ -159,10 +168,15 @@ class Run:
             encoded_all = (mu * enc(self.batch(cfg.critic_steps * self.batch_size))).split(self.batch_size)
         for encoded in encoded_all:
             p = sample_prior(mu, self.batch_size)
+            if self.closed_form_critic:  # the same gradients without the double backward (training/critic.py)
+                a = torch.rand(self.batch_size, 1, device=p.device, dtype=p.dtype)  # as gradient_penalty draws it
+                grads, w_critic = critic_gradients(critic, encoded, p, a)
+                _apply(opt["critic"], grads, self.critic_params, self.world)
+                continue
             h_enc, h_prior = critic(encoded), critic(p)
             penalty = losses.gradient_penalty(critic, p, encoded)
             _update(opt["critic"], losses.critic_loss(h_enc, h_prior, penalty), self.critic_params, self.world)
-        w_value = float(losses.wasserstein(h_prior, h_enc).detach())
+            w_critic = losses.wasserstein(h_prior, h_enc).detach()
 
         # 3. generator: the encoder learns to fool the critic
         _update(opt["generator"], losses.generator_loss(critic(mu * enc(self.batch()))), self.enc_params, self.world)
@@ -177,7 +191,21 @@ class Run:
             w = losses.wasserstein(critic(sample_prior(mu_g, self.batch_size)), critic(mu_g * codes))
             _update(opt["mask"], losses.mask_loss(rec_m, w, mu_g, lambda3, beta), [mask.theta], self.world)
             mask.project()
-        return rec, w_value, lambda3, beta
+        return rec, w_critic, lambda3, beta
+
+    def read_step(self, rec: torch.Tensor, w: torch.Tensor) -> tuple[float, float, bool]:
+        """The step's numbers on the host in one transfer (on a GPU, the loop's one wait per
+        step): the reconstruction loss, W, whether they and every parameter are finite; and the
+        mask after the step with its m_A and undecided count (``mu_now``, ``m_active``,
+        ``undecided``, read by :meth:`probe_and_close`, :meth:`record` and :meth:`stats`)."""
+        mu = self.model.mask().detach()
+        active = mu >= ACTIVE_THRESHOLD
+        rec_value, w_value, total, m_active, undecided = torch.stack([
+            rec.detach().float(), w.float(), _parameter_sum(self.all_params).float(),
+            active.sum().float(), (active & (mu < DECIDED_THRESHOLD)).sum().float(),
+        ]).tolist()
+        self.mu_now, self.m_active, self.undecided = mu, int(m_active), int(undecided)
+        return rec_value, w_value, math.isfinite(rec_value) and math.isfinite(w_value) and math.isfinite(total)
 
     def check_finite(self, finite: bool) -> str:
         """"ok" after a finite step (``finite``: the losses and parameters, on every rank). A
@@ -201,14 +229,12 @@ class Run:
         """The probe step's warm-up plateau and closing rule, the schedule, the closing rule's
         follow-up and the refine phase's re-standardisation; True when training is over."""
         cfg, schedule, step = self.config, self.schedule, self.step
-        mu_now = self.model.mask().detach()
-        m_active, undecided = count_active(mu_now), count_undecided(mu_now)
         if self.probe is not None and step % cfg.probe_every == 0:
             if schedule.phase == Phase.WARMUP and cfg.warmup_plateau and not schedule.plateaued:
                 schedule.plateaued = self.probe.plateaued(self.model)
             elif self.rule is not None and schedule.phase in (Phase.CLOSE, Phase.HOLD):
                 self.rule.on_probe(self, step)
-        done = schedule.observe(step, m_active, undecided)
+        done = schedule.observe(step, self.m_active, self.undecided)
         if self.rule is not None:
             self.rule.after_observe(self, step)
         # Refine phase only: re-standardising while the mask still moves let dims on their way
@@ -217,7 +243,6 @@ class Run:
         if every and schedule.phase == Phase.REFINE and (step - schedule.phase_start) % every == 0:
             restandardise_codes(self.model, self.batch(min(self.data.shape[0], 1024)))
             self.world.same_weights(self.model)  # each rank read its own batch: rank 0's codes
-        self.mu_now, self.m_active, self.undecided = mu_now, m_active, undecided
         return done
 
     def record(self, rec_value: float, w_value: float, done: bool) -> None:
@@ -288,12 +313,12 @@ class Run:
             self.curve_sums[:] = [0.0, 0.0, 0]
         # (learning rates come back with the optimiser states: a rolled-back run keeps its halved rates)
 
-    def exchange(self, rec_value: float, w_value: float, should_stop: Callable[[], bool] | None,
+    def exchange(self, finite: bool, should_stop: Callable[[], bool] | None,
                  every_steps: int | None, every_seconds: float | None) -> tuple[bool, bool, bool]:
         """After a step: (finite, interrupted, checkpoint due), agreed by every rank in one
         exchange, so that they all roll back, stop and checkpoint at the same step. Finite: the
-        losses and every parameter; due: every ``every_steps`` steps or ``every_seconds`` seconds."""
-        finite = math.isfinite(w_value) and math.isfinite(rec_value) and _all_finite(self.all_params)
+        losses and every parameter (:meth:`read_step`); due: every ``every_steps`` steps or
+        ``every_seconds`` seconds."""
         wants_stop = should_stop is not None and should_stop()
         due = (every_steps is not None and self.step % every_steps == 0) or (
             every_seconds is not None and time.perf_counter() - self.last_checkpoint_time >= every_seconds
@@ -389,10 +414,10 @@ def train(
     run.last_good = run.capture()  # rollback target until the first checkpoint
     run.last_checkpoint_time = time.perf_counter()
     while run.step < config.max_steps:
-        rec, w_value, lambda3, beta = run.sgd_step()
+        rec, w, lambda3, beta = run.sgd_step()
         run.step += 1
-        rec_value = float(rec.detach())
-        finite, interrupted, due = run.exchange(rec_value, w_value, should_stop, checkpoint_steps, checkpoint_seconds)
+        rec_value, w_value, finite = run.read_step(rec, w)
+        finite, interrupted, due = run.exchange(finite, should_stop, checkpoint_steps, checkpoint_seconds)
         verdict = run.check_finite(finite)
         if verdict == "stop":
             break

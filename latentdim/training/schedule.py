@@ -35,6 +35,8 @@ class MaskSchedule:
             raise ValueError(f"unknown schedule {config.schedule!r}")
         if config.ae_optimiser not in (None, "rmsprop", "adam"):
             raise ValueError(f"unknown ae_optimiser {config.ae_optimiser!r}")
+        if config.critic_update not in ("closed_form", "autograd"):
+            raise ValueError(f"unknown critic_update {config.critic_update!r} (closed_form or autograd)")
         rule = closing_rule_class(config)  # also checks the name
         self.config = config
         self.lambda3_start = 2.0 / capacity
