@@ -22,7 +22,7 @@ from latentdim import losses
 from latentdim._version import __version__
 from latentdim.checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
 from latentdim.data import Standardiser
-from latentdim.data.stream import BUFFER_BYTES, BlockSampler, StreamedVectors
+from latentdim.data.stream import BUFFER_BYTES, BlockSampler, StreamedVectors, stream_bytes
 from latentdim.errors import LatentdimError, TrainingInterrupted
 from latentdim.fileio import atomic_write
 from latentdim.metrics import classical_estimates_or_reasons, frechet_distance_samples, nac, precision_recall
@@ -106,7 +106,7 @@ OUTPUT_FILES = (
 
 @torch.no_grad()
 def fid_scores(
-    model: MaskAAE, data: torch.Tensor, device: torch.device, weights: Path | None, samples: int,
+    model: MaskAAE, data: torch.Tensor | BlockSampler, device: torch.device, weights: Path | None, samples: int,
     on_stage: Callable[..., None] | None = None,
 ) -> Any:
     """FID and KID (SPEC §7) of ``samples`` generated images against as many training images
@@ -124,7 +124,10 @@ def fid_scores(
     mu = model.mask()
     z = sample_prior(mu, n)
     generated = torch.sigmoid(chunked(model.decoder, z)).cpu().numpy()
-    real = model_input(data[torch.randperm(data.shape[0], device=data.device)[:n]]).cpu().numpy()
+    if isinstance(data, BlockSampler):  # streamed images: the same random choice, read in file order
+        real = data.take(np.sort(torch.randperm(data.shape[0])[:n].numpy())).cpu().numpy()
+    else:
+        real = model_input(data[torch.randperm(data.shape[0], device=data.device)[:n]]).cpu().numpy()
     on_progress = None if on_stage is None else lambda done, total: on_stage("FID: Inception features", done, total)
     return compute_fid(generated, real, weights=weights, device=device.type, on_progress=on_progress)
 
@@ -571,8 +574,14 @@ def _check_data(data: LoadedData, batch_size: int, dev: torch.device) -> None:
             f"{data.source} has {n_samples} samples, fewer than one batch of {batch_size}; "
             "add data or lower --batch-size"
         )
-    streamed = isinstance(data.array, StreamedVectors)  # only the training buffer is on the device
-    check_fits_device(BUFFER_BYTES if streamed else data.array.nbytes, dev, data.source)  # uint8 images or float32 vectors, as trained
+    # uint8 images or float32 vectors, as trained; streamed data: only the training buffer
+    check_fits_device(BUFFER_BYTES if _streams(data) else data.array.nbytes, dev, data.source)
+
+
+def _streams(data: LoadedData) -> bool:
+    """Whether training streams the data through a :class:`BlockSampler`: vectors read from the
+    file in blocks, and images above the streaming limit (decoded into a temporary file)."""
+    return isinstance(data.array, StreamedVectors) or (data.images and data.array.nbytes > stream_bytes())
 
 
 def _baselines(
@@ -602,6 +611,10 @@ def _training_tensor(data: LoadedData, dev: torch.device, seed: int, rank: int,
         stage(f"standardising {data.array.shape[0]:,} rows, read from {data.source} in blocks")
         standardiser = Standardiser.fit(data.array)
         return BlockSampler(data.array, standardiser.mean, standardiser.std, dev, seed, rank=rank), standardiser
+    if _streams(data):
+        stage(f"streaming {data.array.shape[0]:,} images ({data.array.nbytes / 2**30:.1f} GiB) "
+              f"through a {BUFFER_BYTES // 2**20} MiB buffer")
+        return BlockSampler(data.array, None, None, dev, seed, rank=rank), None
     if data.images:
         return torch.from_numpy(np.ascontiguousarray(data.array)).to(dev), None
     standardiser = Standardiser.fit(data.array)

@@ -2,8 +2,11 @@
 
 Everything that reaches training is a compact uint8 array of shape (N, C, S, S) with C in (1, 3)
 (:class:`ImageData`). It is allocated once, before decoding, and becomes a temporary
-:class:`numpy.memmap` when it would take more than a quarter of the free memory, so a data set
-larger than memory still loads (the temporary file lives in ``TMPDIR`` and is unlinked at once).
+:class:`numpy.memmap` when it would take more than a quarter of the free memory or more than the
+streaming limit (:func:`latentdim.data.stream.stream_bytes`, 256 MiB), so a data set larger than
+memory still loads (the temporary file lives in ``TMPDIR`` and is unlinked at once); each chunk
+written is handed back to the kernel (:func:`latentdim.data.stream.release`), and training then
+streams the file through a bounded buffer.
 
 **Folders.** Every file below the folder, recursively, whose extension (any case) is one of
 :data:`IMAGE_EXTENSIONS`, in the order of its relative POSIX path (plain string order). Names
@@ -63,6 +66,7 @@ import h5py
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from latentdim.data.stream import release, stream_bytes
 from latentdim.data.vectors import CHUNK_ROWS, HDF5_READ_ERRORS, hdf5_read_error, open_dataset
 from latentdim.errors import LatentdimError
 
@@ -76,6 +80,8 @@ MEMMAP_RAM_FRACTION = 0.25
 CHUNK_BYTES = 64 * 2**20
 # How many "relative/path: reason" examples of skipped files ImageData keeps.
 MAX_SKIPPED_EXAMPLES = 5
+# Decoded folder images are handed back to the kernel this many at a time (a memory-mapped array).
+_RELEASE_ROWS = 1024
 # How many times on_progress is called over a whole load, at most (plus the final call).
 _PROGRESS_CALLS = 200
 
@@ -243,9 +249,11 @@ def _temporary_memmap(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _allocate(shape: tuple[int, ...]) -> np.ndarray:
-    """An uninitialised uint8 array of ``shape``, in memory or in a temporary memory map."""
+    """An uninitialised uint8 array of ``shape``, in memory or (above a quarter of the free memory
+    or the streaming limit) in a temporary memory map."""
     budget = _ram_budget_bytes()
-    if budget is not None and math.prod(shape) > budget:
+    nbytes = math.prod(shape)
+    if nbytes > stream_bytes() or (budget is not None and nbytes > budget):
         return _temporary_memmap(shape)
     return np.empty(shape, dtype=np.uint8)
 
@@ -579,6 +587,8 @@ def _load_folder(
                     rgb = out[filled]
                     all_gray = bool(np.array_equal(rgb[0], rgb[1]) and np.array_equal(rgb[1], rgb[2]))
                 filled += 1
+                if filled % _RELEASE_ROWS == 0:
+                    release(out, filled - _RELEASE_ROWS, filled)
             progress.update(done)
     examples = sorted(examples + late)[:MAX_SKIPPED_EXAMPLES]
     if filled == 0:
@@ -587,7 +597,10 @@ def _load_folder(
     if all_gray:  # a compact copy of the first channel (on disk again when large), in chunks
         gray = _allocate((len(images), 1, target, target))
         for start in range(0, len(images), CHUNK_ROWS):
-            gray[start : start + CHUNK_ROWS] = images[start : start + CHUNK_ROWS, :1]
+            stop = min(start + CHUNK_ROWS, len(images))
+            gray[start:stop] = images[start:stop, :1]
+            release(images, start, stop)
+            release(gray, start, stop)
         images, out_channels = gray, 1
     return ImageData(
         images=images,
@@ -762,6 +775,8 @@ def _convert_array(
         else:
             for offset, pixels in enumerate(block):
                 out[start + offset] = _reshape_image(pixels, out_channels, target)
+        release(dataset, start, stop)  # a memory-mapped .npy source
+        release(out, start, stop)
         progress.update(stop)
     return ImageData(images=out, source=what, native_shape=(out_channels, height, width))
 

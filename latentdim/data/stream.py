@@ -1,9 +1,12 @@
-"""HDF5 vectors larger than memory: read in blocks, never whole.
+"""Data larger than memory: read in blocks, never whole.
 
 A vector dataset whose float32 size is above :data:`STREAM_BYTES` is not loaded: it becomes a
 :class:`StreamedVectors` (shape, blocks and rows read on demand, each block checked finite), the
 standardiser is fitted in passes over blocks, the classical estimators and the evaluation read a
-random subset of rows, and training draws its batches from a :class:`BlockSampler`:
+random subset of rows, and training draws its batches from a :class:`BlockSampler`. Images above
+the same size are decoded once into a temporary file (data/images.py) and stream from it through
+a :class:`BlockSampler` of uint8 rows; pages of a memory map that have been read or written are
+handed back at once (:func:`release`), so the file's pages do not pile up in the process:
 
 - the buffer holds :data:`BUFFER_BLOCKS` blocks of contiguous rows, each starting at a random row
   (:data:`BUFFER_BYTES` in all, standardised float32 on the training device); a batch is rows
@@ -21,6 +24,7 @@ seed like an in-memory one (a resumed one starts a fresh buffer).
 
 from __future__ import annotations
 
+import mmap
 import os
 import queue
 import threading
@@ -43,6 +47,8 @@ BUFFER_BYTES = 128 * 2**20
 BUFFER_BLOCKS = 256
 #: Rows per read in the standardiser's and the checks' passes.
 PASS_ROWS = 65536
+# read_rows hands a memory map's pages back after every this many bytes of rows it spans.
+RELEASE_BYTES = 16 * 2**20
 
 
 def stream_bytes() -> int:
@@ -104,16 +110,67 @@ class StreamedVectors:
         return self[rows]
 
 
-class BlockSampler:
-    """Training batches of standardised rows from a bounded buffer refilled by a reading thread
-    (see the module's docstring); ``shape`` and ``device`` as the training tensor's would be."""
+def release(array: Any, start: int, stop: int) -> None:
+    """Hands rows ``start:stop`` of a memory-mapped array back to the kernel (``MADV_DONTNEED``):
+    the file keeps them (a shared mapping loses nothing) and a later read maps them again, but
+    they stop counting in this process's memory. Anything else than a C-contiguous
+    :class:`numpy.memmap` is left alone."""
+    mm = getattr(array, "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise") or not array.flags.c_contiguous or stop <= start or array.ndim == 0:
+        return
+    view = np.frombuffer(mm, dtype=np.uint8)
+    base = view.ctypes.data  # the mapping's first byte; the array's rows lie at an offset in it
+    del view
+    row_bytes = array.strides[0]
+    first = array.ctypes.data - base + start * row_bytes
+    last = array.ctypes.data - base + stop * row_bytes
+    page = mmap.PAGESIZE
+    begin = first - first % page
+    end = min(len(mm), -(-last // page) * page)
+    if end > begin:
+        mm.madvise(mmap.MADV_DONTNEED, begin, end - begin)
 
-    def __init__(self, data: StreamedVectors, mean: np.ndarray, std: np.ndarray, device: torch.device, seed: int,
+
+def read_rows(data: Any, index: Any) -> np.ndarray:
+    """Rows of ``data`` (a :class:`StreamedVectors`, or an array that may be memory-mapped) as a
+    fresh in-memory array: a slice, or increasing row numbers. Scattered rows are read in groups
+    spanning at most :data:`RELEASE_BYTES` of the array, each handed back before the next: the
+    kernel maps pages around every row it faults in, so reading a random subset of a large
+    memory-mapped file in one go would briefly map most of the file."""
+    if isinstance(data, StreamedVectors):
+        return data[index]
+    if isinstance(index, slice):
+        start, stop, _ = index.indices(data.shape[0])
+        block = np.array(data[index])
+        release(data, start, stop)
+        return block
+    index = np.asarray(index)
+    out = np.empty((len(index), *data.shape[1:]), dtype=data.dtype)
+    span = max(1, RELEASE_BYTES // max(1, data.strides[0] if data.ndim else 1))
+    first = 0
+    while first < len(index):
+        last = int(np.searchsorted(index, index[first] + span, side="left"))
+        last = max(last, first + 1)
+        out[first:last] = data[index[first:last]]
+        release(data, int(index[first]), int(index[last - 1]) + 1)
+        first = last
+    return out
+
+
+class BlockSampler:
+    """Training batches from a bounded buffer refilled by a reading thread (see the module's
+    docstring): standardised rows of a :class:`StreamedVectors` (``mean``, ``std``), or with
+    ``mean=None`` and ``std=None`` uint8 images as stored (batches become [0, 1] floats, as
+    :func:`latentdim.training.model_input` makes them); ``shape`` and ``device`` as the training
+    tensor's would be."""
+
+    def __init__(self, data: Any, mean: np.ndarray | None, std: np.ndarray | None, device: torch.device, seed: int,
                  buffer_bytes: int = BUFFER_BYTES, blocks: int = BUFFER_BLOCKS, rank: int = 0) -> None:
-        self.data, self.device, self.shape = data, device, data.shape
+        self.data, self.device, self.shape = data, device, tuple(data.shape)
         self.mean, self.std = mean, std
-        n, d = data.shape
-        self.block_rows = max(1, min(n // blocks, buffer_bytes // (blocks * d * 4)))
+        n = self.shape[0]
+        row_bytes = int(np.prod(self.shape[1:])) * (4 if mean is not None else np.dtype(data.dtype).itemsize)
+        self.block_rows = max(1, min(n // blocks, buffer_bytes // (blocks * row_bytes)))
         self.blocks = blocks
         self._rng = np.random.default_rng([seed, 7] if rank == 0 else [seed, 7, rank])  # torchrun: a buffer per rank
         self._ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
@@ -127,12 +184,20 @@ class BlockSampler:
 
     def _next_block(self) -> np.ndarray:
         start = int(self._rng.integers(0, self.shape[0] - self.block_rows + 1))
-        return self.data[start : start + self.block_rows]
+        return read_rows(self.data, slice(start, start + self.block_rows))
 
     def _standardised(self, block: np.ndarray) -> torch.Tensor:
+        """A block as the buffer keeps it: standardised float32 vectors, or uint8 images as stored."""
         import torch
 
+        if self.mean is None:
+            return torch.from_numpy(block).to(self.device)
         return torch.from_numpy((block - self.mean) / self.std).to(self.device)
+
+    def _model_input(self, rows: torch.Tensor) -> torch.Tensor:
+        from latentdim.training.codes import model_input  # training imports this module
+
+        return model_input(rows)
 
     def _read_ahead(self) -> None:
         while not self._stop.is_set():
@@ -161,11 +226,12 @@ class BlockSampler:
         import torch
 
         self._drawn += size
-        return self.buffer[torch.randint(self.buffer.shape[0], (size,), device=self.device)]
+        return self._model_input(self.buffer[torch.randint(self.buffer.shape[0], (size,), device=self.device)])
 
     def take(self, rows: np.ndarray) -> torch.Tensor:
-        """Exactly these rows (increasing row numbers), standardised: the probe set, evaluation."""
-        return self._standardised(self.data[np.asarray(rows)])
+        """Exactly these rows (increasing row numbers) as the model takes them: the probe set,
+        evaluation, FID's real images."""
+        return self._model_input(self._standardised(read_rows(self.data, np.asarray(rows))))
 
     def close(self) -> None:
         self._stop.set()

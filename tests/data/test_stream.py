@@ -99,3 +99,75 @@ def test_estimate_streams_a_file(h5, monkeypatch, tmp_path):
     result = estimate(path, capacity=4, max_steps=60, baselines=True, seed=0, out=tmp_path / "run")
     assert result.steps == 60 and result.data_shape == [3] and result.baselines is not None
     assert (tmp_path / "run" / "result.json").exists()
+
+
+# Images above the streaming limit: decoded into a temporary file, streamed as uint8 rows.
+
+
+def _image_file(tmp_path, n=300):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, 1, 16, 16), dtype=np.uint8)
+    path = tmp_path / "images.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = images
+    return path, images
+
+
+def test_release_hands_back_pages_and_keeps_the_data(tmp_path):
+    from latentdim.data.stream import release
+
+    mm = np.lib.format.open_memmap(tmp_path / "a.npy", mode="w+", dtype=np.uint8, shape=(64, 4096))
+    mm[:] = np.arange(64, dtype=np.uint8)[:, None]
+    release(mm, 0, 64)  # dropped from this process; the file keeps the bytes
+    np.testing.assert_array_equal(mm[:, 0], np.arange(64))
+    release(mm[8:], 3, 9)  # a view at an offset: rows 11-16 of the file
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy")[:, 5], np.arange(64))
+    release(np.zeros((4, 4), dtype=np.uint8), 0, 4)  # not a memory map: nothing happens
+
+
+def test_scattered_rows_are_read_in_groups_and_handed_back(tmp_path, monkeypatch):
+    from latentdim.data import stream
+
+    mm = np.lib.format.open_memmap(tmp_path / "a.npy", mode="w+", dtype=np.uint8, shape=(64, 4096))
+    mm[:] = np.arange(64, dtype=np.uint8)[:, None]
+    calls = []
+    monkeypatch.setattr(stream, "release", lambda a, start, stop: calls.append((start, stop)))
+    monkeypatch.setattr(stream, "RELEASE_BYTES", 10 * 4096)  # a group spans at most 10 rows
+    rows = np.array([0, 3, 9, 10, 30, 31, 63])
+    np.testing.assert_array_equal(stream.read_rows(mm, rows), mm[rows])
+    assert calls == [(0, 10), (10, 11), (30, 32), (63, 64)]  # rows 0-9, 10-19, 30-39, 60-69
+    calls.clear()
+    np.testing.assert_array_equal(stream.read_rows(mm, slice(5, 9)), mm[5:9])
+    assert calls == [(5, 9)]
+
+
+def test_image_sampler_gives_model_inputs_of_the_stored_rows(tmp_path):
+    _, images = _image_file(tmp_path)
+    sampler = BlockSampler(images, None, None, torch.device("cpu"), seed=0, buffer_bytes=4 * 20 * 256, blocks=4)
+    try:
+        assert sampler.block_rows == 20 and sampler.buffer.dtype == torch.uint8
+        batch = sampler.draw(32)
+        assert batch.shape == (32, 1, 16, 16) and batch.dtype == torch.float32
+        stored = {r.tobytes() for r in images}
+        assert all((b * 255).round().to(torch.uint8).numpy().tobytes() in stored for b in batch)
+        rows = np.array([3, 7, 299])
+        np.testing.assert_allclose(sampler.take(rows).numpy(), images[rows] / 255.0, rtol=0, atol=1e-7)
+    finally:
+        sampler.close()
+
+
+def test_large_images_decode_to_a_temporary_file_and_stream(tmp_path, monkeypatch):
+    from latentdim.data.images import load_images
+
+    path, images = _image_file(tmp_path)
+    assert not isinstance(load_images(str(path)).images, np.memmap)  # small: in memory
+    monkeypatch.setenv("LATENTDIM_STREAM_BYTES", str(images.nbytes - 1))
+    data = load_images(str(path))
+    assert isinstance(data.images, np.memmap)
+    np.testing.assert_array_equal(np.asarray(data.images), images)
+    seen = []
+    result = estimate(path, capacity=4, max_steps=30, seed=0, baselines=False, out=tmp_path / "run",
+                      on_stage=lambda *a: seen.append(a[0]))
+    assert result.steps == 30 and result.data_shape == [1, 16, 16]
+    assert any(text.startswith("streaming 300 images") for text in seen)
+    assert (tmp_path / "run" / "result.json").exists()
