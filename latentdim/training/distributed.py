@@ -29,8 +29,10 @@ train and return their result quietly.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 from torch import nn
@@ -130,4 +132,21 @@ def join(device: torch.device) -> World:
         if device.type == "cuda":
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend)
+        atexit.register(_leave)
     return World(rank=rank, size=size, local_rank=local_rank)
+
+
+def _leave() -> None:
+    """At exit: wait (up to 10 s) for the other ranks, then close the process group, which joins
+    gloo's threads. Without it a rank could exit while another's threads still talked to it, and
+    that one aborted after its work was done ("terminate called without an active exception",
+    4 runs in 16 of the two-rank test; closing the group without waiting: 4 in 22; with the wait:
+    0 in 22). A rank that stopped on an error, or rank 0 still evaluating, only costs the wait."""
+    if not dist.is_initialized():
+        return
+    if dist.get_backend() == "gloo":
+        try:
+            dist.monitored_barrier(timeout=timedelta(seconds=10))
+        except RuntimeError:
+            pass  # another rank is gone or busy: nothing more to wait for
+    dist.destroy_process_group()
