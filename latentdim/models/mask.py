@@ -35,14 +35,24 @@ class Mask(nn.Module):
         self.theta.clamp_(min=0.0)
 
 
+def active_count(mu: torch.Tensor) -> torch.Tensor:
+    """m_A as a 0-d tensor on mu's device (no host transfer): the number of mask values >= 0.1."""
+    return (mu >= ACTIVE_THRESHOLD).sum()
+
+
+def undecided_count(mu: torch.Tensor) -> torch.Tensor:
+    """The undecided count as a 0-d tensor on mu's device: active values below 0.9."""
+    return ((mu >= ACTIVE_THRESHOLD) & (mu < DECIDED_THRESHOLD)).sum()
+
+
 def count_active(mu: torch.Tensor) -> int:
     """m_A: the number of mask values >= 0.1 (SPEC §2)."""
-    return int((mu >= ACTIVE_THRESHOLD).sum())
+    return int(active_count(mu))
 
 
 def count_undecided(mu: torch.Tensor) -> int:
     """Active dimensions that are not yet clearly open (0.1 <= mu < 0.9); 0 at convergence."""
-    return int(((mu >= ACTIVE_THRESHOLD) & (mu < DECIDED_THRESHOLD)).sum())
+    return int(undecided_count(mu))
 
 
 def active_dims(mu: torch.Tensor) -> list[int]:

@@ -21,9 +21,9 @@ from torch import nn
 
 from latentdim import losses
 from latentdim.data.stream import BlockSampler
-from latentdim.models import MaskAAE, sample_prior
+from latentdim.models import MaskAAE
+from latentdim.models.mask import active_count, sample_prior, undecided_count
 from latentdim.optim import TF1RMSprop
-from latentdim.thresholds import ACTIVE_THRESHOLD, DECIDED_THRESHOLD
 from latentdim.training.closing import ClosingRule, closing_rule_class
 from latentdim.training.codes import model_input, restandardise_codes
 from latentdim.training.config import VECTOR_LR_MASK, TrainConfig
@@ -199,10 +199,9 @@ class Run:
         mask after the step with its m_A and undecided count (``mu_now``, ``m_active``,
         ``undecided``, read by :meth:`probe_and_close`, :meth:`record` and :meth:`stats`)."""
         mu = self.model.mask().detach()
-        active = mu >= ACTIVE_THRESHOLD
         rec_value, w_value, total, m_active, undecided = torch.stack([
             rec.detach().float(), w.float(), _parameter_sum(self.all_params).float(),
-            active.sum().float(), (active & (mu < DECIDED_THRESHOLD)).sum().float(),
+            active_count(mu).float(), undecided_count(mu).float(),
         ]).tolist()
         self.mu_now, self.m_active, self.undecided = mu, int(m_active), int(undecided)
         return rec_value, w_value, math.isfinite(rec_value) and math.isfinite(w_value) and math.isfinite(total)
