@@ -30,7 +30,8 @@ from latentdim.metrics.estimators import MAX_POINTS
 from latentdim.models import MaskAAE, ModelSpec, active_dims, build_model, chunked, count_active, count_undecided, sample_prior
 from latentdim.models.mask import ACTIVE_THRESHOLD
 from latentdim.data.sources import LoadedData, load
-from latentdim.result import NO_DIMENSION_LEFT, EstimateResult, EstimateWarning, closing_margin, unsettled_text
+from latentdim.result import (NO_DIMENSION_LEFT, EstimateResult, EstimateWarning, closing_margin, unsettled_text,
+                              verification_margin)
 from latentdim.settings import Settings, check_run, for_data, resumed_config, training_config
 from latentdim.training.closing import closing_rule_class
 from latentdim.training.distributed import World, join
@@ -420,7 +421,7 @@ def estimate(
             on_stage(*args)
 
     job = _prepare(source, capacity, settings, on_load, stage)
-    outcome = _train(job, on_step, should_stop)
+    outcome = _train(job, on_step, should_stop, stage)
     return _finish(job, outcome, stage)
 
 
@@ -621,7 +622,8 @@ def _training_tensor(data: LoadedData, dev: torch.device, seed: int, rank: int,
     return torch.from_numpy(standardiser.transform(data.array)).to(dev), standardiser
 
 
-def _train(job: _Job, on_step: Callable[[StepStats], None] | None, should_stop: Callable[[], bool] | None) -> TrainOutcome:
+def _train(job: _Job, on_step: Callable[[StepStats], None] | None, should_stop: Callable[[], bool] | None,
+           stage: Callable[..., None]) -> TrainOutcome:
     """Training with checkpoints to the output folder (when there is one), resumed from a saved
     run; an interruption or a second divergence becomes the exception the caller reports."""
     model, spec, checkpoint_path, extra = job.model, job.spec, job.checkpoint_path, job.extra()
@@ -643,7 +645,7 @@ def _train(job: _Job, on_step: Callable[[StepStats], None] | None, should_stop: 
             on_checkpoint=write_training_checkpoint if writing else None,
             checkpoint_steps=job.settings.checkpoint_steps if writing else None,
             checkpoint_seconds=job.settings.checkpoint_seconds if writing else None,
-            world=job.world, seed=job.settings.seed,
+            world=job.world, seed=job.settings.seed, on_stage=stage,
         )
     except (ValueError, RuntimeError) as e:
         if resume_state is None:
@@ -677,6 +679,8 @@ def _result(job: _Job, outcome: TrainOutcome, diag: dict[str, Any], fid: Any) ->
          for k, v in r.items()}
         for r in outcome.closing_rounds
     ]
+    verification = outcome.verification  # when it ran, its refusal is the gap below m_A
+    margin = verification_margin(verification) if verification else closing_margin(rounds)
     return EstimateResult(
         m_active=count_active(mu),
         capacity=spec.capacity,
@@ -713,7 +717,8 @@ def _result(job: _Job, outcome: TrainOutcome, diag: dict[str, Any], fid: Any) ->
         history_mask=mask_arr,
         curves=curves_array(outcome),
         closing_rounds=rounds,
-        closing_margin=None if (margin := closing_margin(rounds)) is None else round(margin, 4),
+        closing_margin=None if margin is None else round(margin, 4),
+        verification=verification,
         skipped_examples=data.skipped_examples,
         baseline_errors=job.baseline_errors,
         # the WAE baseline has no mask to settle: it trains to max_steps by design

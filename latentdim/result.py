@@ -108,6 +108,11 @@ class EstimateResult:
     # images: how far over the loss budget the refused last removals went, in allowances of it
     # (>= 1: a clear gap below m_A; a fraction: nearby counts fit about as well); None otherwise
     closing_margin: float | None = None
+    # vectors: the fresh verification after elimination (training/verify.py), one entry per code
+    # size tried from elimination's m down: k, the fresh held-out error (a fraction of the
+    # variance), the limit it had to meet (None for m itself) and whether it was kept; m_A is the
+    # last kept k. [] when it did not run (images, the WAE baseline, an unsettled run)
+    verification: list[dict[str, Any]] = field(default_factory=list)
     # image folders: the first few skipped files, "relative/path: why" (skipped_files counts all)
     skipped_examples: list[str] = field(default_factory=list)
     # classical estimators undefined on this data: name -> why (its value in baselines is None)
@@ -218,6 +223,32 @@ def closing_margin(rounds: Any) -> float | None:
         if len(r.get("dims") or []) == 1 and err and limit and allowance and allowance[0] > 0:
             excess.append((err[0] - limit[0]) / allowance[0])
     return min(excess) if excess else None
+
+
+def verification_margin(records: Any) -> float | None:
+    """:func:`closing_margin` for a fresh verification: how far the refused size went over its
+    limit, in allowances; None when it refused none (it reached one code) or did not run."""
+    if not isinstance(records, list) or not records or not isinstance(records[-1], Mapping):
+        return None
+    last = records[-1]
+    err, limit, allowance = (finite_floats([last.get(k)]) for k in ("error", "limit", "allowance"))
+    if last.get("kept") is not False or not (err and limit and allowance) or allowance[0] <= 0:
+        return None
+    return (err[0] - limit[0]) / allowance[0]
+
+
+def verification_text(records: Any) -> str | None:
+    """The table's words for a fresh verification, "m 7 -> 4: 6, 5, 4 kept; 3 refused (error
+    0.0823 > limit 0.0207)"; None when it did not run."""
+    if not isinstance(records, list) or not records or not all(isinstance(r, Mapping) for r in records):
+        return None
+    kept = [r for r in records[1:] if r.get("kept")]
+    last = records[-1]
+    final = kept[-1]["k"] if kept else records[0].get("k")
+    text = f"m {records[0].get('k')} -> {final}: " + (", ".join(str(r.get("k")) for r in kept) + " kept" if kept else "none fewer kept")
+    if last.get("kept") is False:
+        text += f"; {last.get('k')} refused (error {fmt(last.get('error'), '.4f')} > limit {fmt(last.get('limit'), '.4f')})"
+    return text
 
 
 def closing_margin_text(margin: Any) -> str | None:
@@ -348,6 +379,7 @@ def result_rows(result: Mapping[str, Any], report: bool = False) -> list[Row]:
         rows.append(Row("warning", NO_DIMENSION_LEFT, "warn"))
     rows.append(Row("undecided dimensions", _text(g("undecided"))))
     optional = [("closing rounds", closing_rounds_text(g("closing_rounds")), ""),
+                ("fresh verification", verification_text(g("verification")), ""),
                 ("gap below m_A", closing_margin_text(g("closing_margin")), "")]
     rows += [Row(label, text, tone) for label, text, tone in optional if text is not None]
     kind = "WAE-GP baseline (--no-mask)" if g("use_mask") is False else "MaskAAE"

@@ -100,7 +100,7 @@ def _integer(name: str, value: Any) -> int:
 def training_config(
     config: TrainConfig | None = None, *, use_mask: bool = True, schedule: str | None = None,
     batch_size: int | None = None, max_steps: int | None = None,
-    closing_pressure: float | None = None, loss_budget: float | None = None,
+    closing_pressure: float | None = None, loss_budget: float | None = None, verify: bool = True,
 ) -> TrainConfig:
     """``config`` (default: the ``schedule``'s, with the WAE baseline's step budget under
     ``use_mask=False``) with the options that are not None on top, checked."""
@@ -121,6 +121,8 @@ def training_config(
         if not 0 <= loss_budget < 1:
             raise LatentdimError(f"--loss-budget must be in [0, 1), got {loss_budget}")
         config = replace(config, loss_budget=loss_budget)  # 0: off (None means "the default for the data")
+    if not verify:
+        config = replace(config, verify=False)  # True leaves the data's default (on for vectors)
     if config.batch_size < 1:
         raise LatentdimError(f"batch size must be at least 1, got {config.batch_size}")
     if config.max_steps < 1:
@@ -151,6 +153,7 @@ def for_data(config: TrainConfig, images: bool) -> TrainConfig:
         # RMSProp in the same steps (docs/accuracy.md); images keep the RMSProp they were validated with.
         "ae_optimiser": "rmsprop" if images else "adam",
         "eliminate_hold": IMAGE_ELIMINATE_HOLD if images else VECTOR_ELIMINATE_HOLD,
+        "verify": not images,
     }
     return replace(config, **{k: v for k, v in later.items() if getattr(config, k) is None})
 

@@ -18,3 +18,12 @@ def stand_in(tmp_path_factory):
     from latentdim.metrics.fid import WEIGHTS_FILE
 
     return make_stand_in_weights(tmp_path_factory.mktemp("fid_weights") / WEIGHTS_FILE, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def few_verification_steps(monkeypatch):
+    """Runs that settle on vectors end with a fresh verification (training/verify.py): 200 steps
+    per fresh network here instead of 10,000, so the path runs in every test at little cost."""
+    from latentdim.training import verify
+
+    monkeypatch.setattr(verify, "DEFAULT_STEPS", 200)

@@ -76,13 +76,34 @@ def test_out_must_be_a_folder(tmp_path):
 def test_estimate_reports_how_sharp_an_elimination_ended():
     from latentdim.result import closing_margin
 
-    config = elim_config(warmup_steps=300)
+    config = elim_config(warmup_steps=300, verify=False)
     result = latentdim.estimate("synthetic:n=2,d=8,samples=256", capacity=4, width=16, baselines=False, config=config)
+    assert result.verification == []
     last = result.closing_rounds[-1]
     assert not last["kept"] and last["k"] == 1 and last["allowance"] > 0
     assert result.closing_margin == round(closing_margin(result.closing_rounds), 4)
     assert result.closing_margin <= (last["error"] - last["limit"]) / last["allowance"] + 1e-4
     assert json.loads(json.dumps(result.to_dict()))["closing_margin"] == result.closing_margin
+
+
+@pytest.mark.slow
+def test_a_fresh_verification_decides_m_a_and_its_margin():
+    """The same run with the vectors' default fresh verification: it starts from elimination's
+    m_A, m_A is its last kept size (the mask closed to match), and the margin is its refusal's."""
+    config = elim_config(warmup_steps=300)
+    result = latentdim.estimate("synthetic:n=2,d=8,samples=256", capacity=4, width=16, baselines=False, config=config)
+    records = result.verification
+    assert records and records[0]["limit"] is None
+    # elimination's m: the capacity less the dims of its kept rounds
+    assert records[0]["k"] == 4 - sum(len(r["dims"]) for r in result.closing_rounds if r["kept"])
+    kept = [r["k"] for r in records if r["kept"]]
+    assert result.m_active == min(kept) == len(result.active)
+    if not records[-1]["kept"]:
+        last = records[-1]
+        assert last["k"] == result.m_active - 1
+        expected = (last["error"] - last["limit"]) / last["allowance"]
+        assert result.closing_margin == pytest.approx(expected, abs=1e-4)
+    assert json.loads(json.dumps(result.to_dict()))["verification"] == records
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from latentdim.training.codes import latent_layers
 from latentdim.training.config import IMAGE_ELIMINATE_HOLD, TrainConfig
 from latentdim.training.phases import Phase
 from latentdim.training.probe import Probe
+from latentdim.training.verify import verify_run
 
 
 class ClosingRule:
@@ -116,6 +117,8 @@ class Elimination(ClosingRule):
         self.failed: list[int] = []  # dims whose removal alone failed since the last kept round
         self.best = math.inf
         self.snapshot: dict[str, Any] | None = None
+        # the fresh verification's records (training/verify.py), once elimination has ended
+        self.verification: list[dict[str, Any]] = []
 
     @classmethod
     def phase_length(cls, config: TrainConfig, hold: bool) -> int | None:
@@ -136,7 +139,7 @@ class Elimination(ClosingRule):
             self.k = max(1, self.k // 2)
         self.snapshot = None
         if self.exhausted():
-            schedule.end_elimination(step)
+            self.finish(run, step)
         else:
             schedule.next_round(step)
 
@@ -149,7 +152,7 @@ class Elimination(ClosingRule):
             self.begin(run.model, run.probe)
         if schedule.phase == Phase.CLOSE and not self.chosen:
             if not self.start_round(run.model, run.probe, step, run.networks()):
-                schedule.end_elimination(step)
+                self.finish(run, step)
         if schedule.phase == Phase.CLOSE and self.ramp(run.model, step - schedule.phase_start):
             schedule.hold(step)
 
@@ -218,8 +221,16 @@ class Elimination(ClosingRule):
         """True once a round of one dimension has failed and its retries are used up."""
         return len(self.failed) > self.config.eliminate_retries
 
+    def finish(self, run: Any, step: int) -> None:
+        """The rounds are over: with ``config.verify``, the fresh verification closes the open
+        dimensions that plain auto-encoders trained afresh show the data do not need; then the
+        networks adapt to the final mask (refine)."""
+        if self.config.verify:
+            self.verification = verify_run(run)
+        run.schedule.end_elimination(step)
+
     def state(self) -> dict[str, Any]:
-        fields = ("started", "k", "chosen", "start_mu", "values", "failed", "best", "snapshot", "rounds")
+        fields = ("started", "k", "chosen", "start_mu", "values", "failed", "best", "snapshot", "rounds", "verification")
         return {f: getattr(self, f) for f in fields}
 
     def load(self, state: dict[str, Any]) -> None:

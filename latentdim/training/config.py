@@ -84,6 +84,17 @@ class TrainConfig:
     # for vectors, whose Adam-trained auto-encoder adapts faster: the same m_A as 1000 on 19 of 24
     # benchmark manifolds in 40% fewer steps, docs/accuracy.md). train() reads None as 1000.
     eliminate_hold: int | None = None
+    # After elimination settles at m (vectors): check m - 1, m - 2, ... with plain auto-encoders
+    # trained afresh at that code size, and close the dimensions they show the data do not need
+    # (training/verify.py, docs/accuracy.md "Fresh verification"). None: chosen by
+    # latentdim.estimate (on for vectors; off for images, whose fresh MLP auto-encoders are not
+    # the preset's convolutional networks). Runs after train(), in latentdim.estimate.
+    verify: bool | None = None
+    # The fresh check's budget, as a fraction of loss_budget (the same budget would accept
+    # Mbeta's smallest factors, which carry under 2% of its variance together: docs/accuracy.md).
+    verify_budget_scale: float = 0.5
+    # each fresh auto-encoder's training (batches of 64, Adam 5e-4, cosine decay); None: verify.DEFAULT_STEPS
+    verify_steps: int | None = None
     # Warm-up lasts at least warmup_steps and, when True, until the probe's reconstruction has
     # plateaued: improved by less than plateau_tolerance of the gap over the last plateau_window
     # steps (at most max_warmup_steps). None: chosen by latentdim.estimate (on).

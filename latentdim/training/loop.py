@@ -70,6 +70,8 @@ class TrainOutcome:
     # closing="eliminate": each round's step, open dims, k, dims tried, their ablation costs, the
     # error after the hold, the limit and whether the round was kept
     closing_rounds: list[dict[str, Any]] = field(default_factory=list)
+    # closing="eliminate" with verify: the fresh verification's sizes (training/verify.py)
+    verification: list[dict[str, Any]] = field(default_factory=list)
     # stop_reason "max_steps" with on_checkpoint: the training state at the limit, from which a
     # run with a larger max_steps continues as if it had not stopped
     state: dict[str, Any] | None = None
@@ -126,6 +128,8 @@ class Run:
         self.last_good: dict[str, Any] = {}  # the state a divergence rolls back to (train sets it)
         self.last_checkpoint_time = 0.0
         self.start = time.perf_counter()
+        self.seed = 0  # the run's seed (train sets it): the fresh verification's networks and split
+        self.stage: Callable[[str], None] = lambda text: None  # a slow step inside training starts (train sets it)
 
     def _optimisers(self) -> dict[str, torch.optim.Optimizer]:
         """SPEC §4's four optimisers (the auto-encoder's Adam when ``ae_optimiser`` says so)."""
@@ -344,6 +348,7 @@ class Run:
             outcome.state = self.capture()
         if self.rule is not None:
             outcome.closing_rounds = [dict(r) for r in self.rule.rounds]
+            outcome.verification = [dict(r) for r in getattr(self.rule, "verification", [])]
         outcome.seconds = self.seconds_before + time.perf_counter() - self.start
         if on_step is not None and outcome.last is not None:
             on_step(outcome.last)
@@ -368,6 +373,7 @@ def train(
     checkpoint_seconds: float | None = None,
     world: World | None = None,
     seed: int = 0,
+    on_stage: Callable[[str], None] | None = None,
 ) -> TrainOutcome:
     """Trains ``model`` in place on ``data`` with the loop of SPEC §4.
 
@@ -390,7 +396,10 @@ def train(
             interrupted.
         checkpoint_steps, checkpoint_seconds: how often to checkpoint (None: never on that count).
         world, seed: several ranks (torchrun): this process's place among them and the seed the
-            ranks above 0 draw their own batches from (:mod:`latentdim.training.distributed`).
+            ranks above 0 draw their own batches from (:mod:`latentdim.training.distributed`);
+            the seed also draws the fresh verification's networks (:mod:`.verify`).
+        on_stage: called with a line of text when a slow step inside training starts (each
+            network the fresh verification trains).
 
     Returns:
         The step count, wall time, why training stopped ("settled", "max_steps", "interrupted"
@@ -403,6 +412,9 @@ def train(
     Randomness comes from torch's global generator: seed it before building the model.
     """
     run = Run(model, data, config, world)
+    run.seed = seed
+    if on_stage is not None:
+        run.stage = on_stage
     outcome = run.outcome
     if resume is not None:
         run.restore(resume)

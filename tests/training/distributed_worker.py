@@ -18,10 +18,12 @@ x = torch.randn(512, 2, generator=g) @ torch.randn(2, 6, generator=g)  # a 2-d p
 x = (x - x.mean(0)) / x.std(0)
 torch.manual_seed(0)
 model = build_model(ModelSpec("mlp", (6,), 4, 32, True))
-# every phase in a few hundred steps: warm-up, elimination rounds, the refine phase's re-standardisation
+# every phase in a few hundred steps: warm-up, elimination rounds, the fresh verification (tiny), the refine
+# phase's re-standardisation
 config = for_data(TrainConfig(batch_size=32, max_steps=steps, warmup_steps=100, plateau_window=100, probe_every=10,
                               probe_window=3, probe_samples=256, eliminate_ramp=30, eliminate_hold=60,
-                              settle_window=200, refine_steps=100, restandardise_every=20), images=False)
+                              settle_window=200, refine_steps=100, restandardise_every=20, verify_steps=200), images=False)
 outcome = train(model, x, config, world=world, seed=0)
 torch.save({"model": model.state_dict(), "mask": model.mask().detach(), "steps": outcome.steps,
-            "rounds": outcome.closing_rounds, "world": world.size}, f"{out}/rank{world.rank}.pt")
+            "rounds": outcome.closing_rounds, "verification": outcome.verification,
+            "world": world.size}, f"{out}/rank{world.rank}.pt")

@@ -40,7 +40,8 @@ def test_launcher_environment(monkeypatch):
 
 @pytest.mark.slow
 def test_two_ranks_keep_identical_weights_and_mask(tmp_path):
-    # every phase runs (warm-up, elimination rounds with rollbacks, refine with re-standardisation);
+    # every phase runs (warm-up, elimination rounds with rollbacks, the fresh verification, refine with
+    # re-standardisation);
     # averaged gradients and rank 0's probe numbers keep the two ranks' models bit for bit equal
     done = _torchrun([str(WORKER), str(tmp_path), "900"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -51,6 +52,7 @@ def test_two_ranks_keep_identical_weights_and_mask(tmp_path):
         assert torch.equal(t, r1["model"][name]), name
     assert r0["steps"] == r1["steps"] and r0["rounds"] == r1["rounds"]
     assert len(r0["rounds"]) >= 1  # the closing rule ran
+    assert len(r0["verification"]) >= 2 and r0["verification"] == r1["verification"]  # and the fresh check
 
 
 @pytest.mark.slow

@@ -1,0 +1,173 @@
+"""Fresh verification of a vector m_A (docs/accuracy.md, "Fresh verification").
+
+Elimination shrinks a code that was learnt wide, and its networks only adapt locally within a
+round's hold: on manifolds whose chart needs periodic functions of the codes (scikit-dimension's
+M4, M6, M8) or on closed curves it stops above the dimension, although a network trained from
+scratch at the true code size reconstructs within the budget. So once elimination ends at m, the
+smaller code sizes m - 1, m - 2, ... are checked with plain auto-encoders trained afresh at that
+size (three hidden layers of 256; no mask, no critic: this only asks how many codes the data
+needs). A size is accepted while its held-out error, as a fraction of the data's variance, stays
+within half of elimination's loss budget (``TrainConfig.verify_budget_scale``):
+``best + budget * (1 - best)``, where ``best`` is the lowest fresh error so far (1 is the error of
+no code at all, so ``1 - best`` is the explained part). The first size over the limit ends the
+check, and the mask closes that many more dimensions, cheapest first, before the networks adapt
+in the refine phase. Errors as fractions of the variance of standardised data make the verdict
+free of the data's units; the capacity does not enter (the check starts at elimination's m), and
+the held-out split is a fixed fraction of the samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentdim.data.stream import BlockSampler
+from latentdim.models import active_dims
+
+#: Held-out fraction of the samples the fresh errors are measured on.
+HELD_OUT = 0.1
+#: At most this many samples train and judge the fresh networks.
+MAX_SAMPLES = 10_000
+#: Training steps of each fresh network unless TrainConfig.verify_steps says otherwise: 5,000 gave
+#: the verdicts of 10,000 on M4, M5a, M13b and Mbeta in half the time (docs/accuracy.md); the
+#: tests lower it (tiny runs, few steps).
+DEFAULT_STEPS = 5_000
+
+
+@dataclass(frozen=True)
+class FreshConfig:
+    """The fresh auto-encoders: ``depth`` hidden layers of ``width`` (ReLU) on each side, Adam at
+    ``lr`` with a cosine decay over ``steps`` steps of ``batch`` samples."""
+
+    depth: int = 3
+    width: int = 256
+    steps: int = DEFAULT_STEPS
+    batch: int = 64
+    lr: float = 5e-4
+
+
+def _mlp(n_in: int, n_out: int, depth: int, width: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    h = n_in
+    for _ in range(depth):
+        layers += [nn.Linear(h, width), nn.ReLU()]
+        h = width
+    return nn.Sequential(*layers, nn.Linear(h, n_out))
+
+
+def split(x: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, held-out) rows of ``x`` (at most :data:`MAX_SAMPLES` of them, chosen by ``seed``)."""
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(x.shape[0], generator=g)[:MAX_SAMPLES].to(x.device)
+    n_eval = max(1, int(len(order) * HELD_OUT))
+    return x[order[n_eval:]], x[order[:n_eval]]
+
+
+def fresh_error(train: torch.Tensor, held_out: torch.Tensor, k: int, cfg: FreshConfig, seed: int) -> float:
+    """Held-out reconstruction error of an auto-encoder with ``k`` codes trained afresh on
+    ``train``, as a fraction of the held-out variance (1: no better than the mean)."""
+    if k < 1:
+        return 1.0
+    d = train.shape[1]
+    with torch.random.fork_rng(devices=[train.device] if train.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        net = nn.Sequential(_mlp(d, k, cfg.depth, cfg.width), _mlp(k, d, cfg.depth, cfg.width)).to(train.device)
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
+        g = torch.Generator(device=train.device).manual_seed(seed)
+        for _ in range(cfg.steps):
+            b = train[torch.randint(train.shape[0], (cfg.batch,), generator=g, device=train.device)]
+            loss = (net(b) - b).pow(2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        net.eval()
+        with torch.no_grad():
+            err = (net(held_out) - held_out).pow(2).mean() / held_out.var(dim=0).mean()
+    return float(err)
+
+
+def limit(best: float, budget: float) -> float:
+    """The largest fresh error accepted: within ``budget`` of the explained part ``1 - best``."""
+    return best + budget * (1.0 - best)
+
+
+def verify_down(
+    error: Callable[[int], float], m: int, budget: float, on_size: Callable[[dict], None] | None = None
+) -> tuple[int, list[dict]]:
+    """The smallest code size reached from ``m`` by accepting ``m - 1``, ``m - 2``, ... while
+    ``error(k)`` stays within :func:`limit` of the lowest error so far (``error(m)`` first).
+    Returns it with one record per size tried: k, error, limit and allowance (the limit minus
+    the best error; both None for m) and kept. Never below 1."""
+    best = error(m)
+    records = [{"k": m, "error": best, "limit": None, "allowance": None, "kept": True}]
+    if on_size is not None:
+        on_size(records[-1])
+    accepted = m
+    for k in range(m - 1, 0, -1):
+        e = error(k)
+        lim = limit(best, budget)
+        kept = e <= lim
+        records.append({"k": k, "error": e, "limit": lim, "allowance": lim - best, "kept": kept})
+        if on_size is not None:
+            on_size(records[-1])
+        if not kept:
+            break
+        accepted, best = k, min(best, e)
+    return accepted, records
+
+
+def sample(data: Any, seed: int) -> torch.Tensor:
+    """The rows the fresh networks see: the training tensor itself (:func:`split` picks at most
+    :data:`MAX_SAMPLES`), or a seeded random subset read from a file streamed from disk."""
+    if isinstance(data, BlockSampler):
+        n = data.shape[0]
+        return data.take(np.sort(np.random.default_rng(seed).choice(n, size=min(n, MAX_SAMPLES), replace=False)))
+    return data
+
+
+@torch.no_grad()
+def close_cheapest(model: nn.Module, probe: Any, n: int) -> list[int]:
+    """Closes ``n`` open dimensions of ``model``'s mask (theta set to 0), one at a time, each the
+    one whose removal raises the probe's error least given those closed before it (the order
+    elimination's rounds use); returns them in the order closed. Never closes the last one."""
+    closed: list[int] = []
+    for _ in range(n):
+        open_dims = active_dims(model.mask().detach())
+        if len(open_dims) <= 1:
+            break
+        costs = probe.ablation_costs(model, open_dims)
+        j = min(open_dims, key=lambda d: costs[d])
+        model.mask.theta[j] = 0.0
+        closed.append(j)
+    return closed
+
+
+def verify_run(run: Any) -> list[dict[str, Any]]:
+    """The fresh verification at the end of elimination (``run`` is the loop's
+    :class:`~latentdim.training.loop.Run`): the sizes from elimination's m down, checked with
+    :func:`verify_down` under ``loss_budget * verify_budget_scale``, and the dimensions they show
+    the data do not need closed in the mask. Returns the records (floats rounded to 6 digits);
+    [] when one dimension is open. With several ranks every rank trains the same fresh networks
+    (no rank waits on a collective for minutes) and rank 0's count is the one acted on."""
+    cfg, model = run.config, run.model
+    m = len(active_dims(model.mask().detach()))
+    if m <= 1:
+        return []
+    train_x, held_out = split(sample(run.data, run.seed), run.seed)
+    fresh = FreshConfig(steps=cfg.verify_steps or DEFAULT_STEPS)
+
+    def error(k: int) -> float:
+        run.stage(f"verifying m_A {m}: a plain auto-encoder with {k} code{'s' if k > 1 else ''}, "
+                  f"trained afresh ({fresh.steps:,} steps)")
+        return fresh_error(train_x, held_out, k, fresh, run.seed)
+
+    verified, records = verify_down(error, m, (cfg.loss_budget or 0.0) * cfg.verify_budget_scale)
+    close_cheapest(model, run.probe, int(run.world.agree(float(m - verified), held_out.device)))
+    return [{k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()} for r in records]

@@ -1,0 +1,100 @@
+"""Fresh verification (training/verify.py): the rule on fixed error curves, and the fresh error."""
+
+import math
+
+import pytest
+import torch
+
+from latentdim.models import ModelSpec, build_model
+from latentdim.training.verify import FreshConfig, close_cheapest, fresh_error, limit, split, verify_down
+
+
+def test_limit_is_the_budget_of_the_explained_part():
+    # best 0.1 explains 0.9 of the variance; 2% of it is 0.018
+    assert limit(0.1, 0.02) == pytest.approx(0.118)
+    assert limit(0.0, 0.01) == pytest.approx(0.01)
+
+
+def curve(values):
+    calls = []
+
+    def error(k):
+        calls.append(k)
+        return values[k]
+
+    return error, calls
+
+
+def test_verify_down_accepts_while_within_the_budget_of_the_best_so_far():
+    # from m = 5: limit 0.001 + 0.02 * 0.999 = 0.02098 for every size (best stays 0.001)
+    error, calls = curve({5: 0.001, 4: 0.01, 3: 0.0205, 2: 0.5, 1: 0.9})
+    k, records = verify_down(error, 5, 0.02)
+    assert k == 3
+    assert calls == [5, 4, 3, 2]  # stops at the first refusal
+    assert [r["kept"] for r in records] == [True, True, True, False]
+    assert records[0]["limit"] is None
+    assert records[1]["limit"] == pytest.approx(0.02098)
+
+
+def test_verify_down_moves_the_reference_to_a_lower_error():
+    # a fresh network at m fits worse than at m - 1 (0.03 vs 0.001): the limit follows the best
+    error, _ = curve({4: 0.03, 3: 0.001, 2: 0.025, 1: 0.5})
+    k, records = verify_down(error, 4, 0.02)
+    # at 3: limit 0.03 + 0.02 * 0.97 = 0.0494, kept, best 0.001; at 2: limit 0.02098 < 0.025
+    assert k == 3
+    assert records[2]["limit"] == pytest.approx(0.001 + 0.02 * 0.999)
+
+
+def test_verify_down_never_goes_below_one():
+    error, calls = curve({2: 0.0, 1: 0.0})
+    k, _ = verify_down(error, 2, 0.02)
+    assert k == 1 and calls == [2, 1]
+
+
+def test_split_is_seeded_and_disjoint():
+    x = torch.arange(200.0).reshape(100, 2)
+    tr, ev = split(x, 0)
+    assert ev.shape[0] == 10 and tr.shape[0] == 90
+    assert set(tr[:, 0].tolist()).isdisjoint(ev[:, 0].tolist())
+    assert torch.equal(split(x, 0)[1], ev)
+
+
+def test_fresh_error_of_no_code_is_one_and_of_enough_codes_small():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2000, 2, generator=g)
+    x = z @ torch.randn(2, 4, generator=g)  # a 2-d linear subspace of R^4
+    x = (x - x.mean(0)) / x.std(0)
+    tr, ev = split(x, 0)
+    cfg = FreshConfig(depth=1, width=32, steps=600, batch=64, lr=3e-3)
+    assert fresh_error(tr, ev, 0, cfg, 0) == 1.0
+    two = fresh_error(tr, ev, 2, cfg, 0)
+    one = fresh_error(tr, ev, 1, cfg, 0)
+    assert two < 0.05
+    # one code cannot hold two independent directions: at least the smaller principal part is lost
+    eig = torch.linalg.eigvalsh(torch.cov(ev.T))
+    assert one > 0.5 * float(eig[-2] / eig.sum())
+    assert math.isfinite(one) and fresh_error(tr, ev, 2, cfg, 0) == two  # seeded: the same twice
+
+
+class FixedCosts:
+    """A probe whose ablation costs are fixed numbers (what closing one dimension would cost)."""
+
+    def __init__(self, costs):
+        self.costs, self.asked = costs, []
+
+    def ablation_costs(self, model, dims):
+        self.asked.append(list(dims))
+        return {j: self.costs[j] for j in dims}
+
+
+def test_close_cheapest_closes_in_the_order_of_cost_and_keeps_one_open():
+    model = build_model(ModelSpec("mlp", (6,), 4, width=8))
+    with torch.no_grad():
+        model.mask.theta.copy_(torch.tensor([5.0, 5.0, 0.0, 5.0]))  # dim 2 already closed
+    probe = FixedCosts({0: 0.5, 1: 0.1, 3: 0.3})
+    assert close_cheapest(model, probe, 1) == [1]
+    assert model.mask.theta.tolist() == [5.0, 0.0, 0.0, 5.0]
+    assert probe.asked == [[0, 1, 3]]  # only the open dims are weighed
+    # asked for more than can go: the last open dimension stays
+    assert close_cheapest(model, probe, 5) == [3]
+    assert model.mask.theta.tolist() == [5.0, 0.0, 0.0, 0.0]
