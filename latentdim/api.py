@@ -679,7 +679,8 @@ def _result(job: _Job, outcome: TrainOutcome, diag: dict[str, Any], fid: Any) ->
          for k, v in r.items()}
         for r in outcome.closing_rounds
     ]
-    verification = outcome.verification  # when it ran, its refusal is the gap below m_A
+    verification = [{k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()} for r in outcome.verification]
+    # when the fresh verification ran, its refusal is the gap below m_A
     margin = verification_margin(verification) if verification else closing_margin(rounds)
     return EstimateResult(
         m_active=count_active(mu),

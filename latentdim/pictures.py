@@ -284,6 +284,7 @@ PHASE_SHADES: dict[str, tuple[str, str]] = {
     "warmup": ("#dbe9f6", "warm-up"),
     "close": ("#fbe3c8", "closing"),
     "hold": ("#fbe3c8", "closing"),
+    "verify": ("#fbe3c8", "closing"),
     "refine": ("#dcefd9", "refine"),
 }
 #: The legend's words -> their shade, in PHASE_SHADES' order.

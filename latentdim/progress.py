@@ -24,6 +24,7 @@ PHASE_WORDS = {
     "warmup": "warm-up (all dims open, until the fit plateaus)",
     "close": "closing",
     "hold": "checking a closing round",
+    "verify": "verifying m_A with auto-encoders trained afresh",
     "polish": "polishing the mask",
     "refine": "refining (mask frozen)",
     "reference": "the papers' schedule",

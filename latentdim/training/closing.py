@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from latentdim.models import MaskAAE
-from latentdim.models.mask import ACTIVE_THRESHOLD
+from latentdim.models.mask import ACTIVE_THRESHOLD, active_dims
 from latentdim.training.codes import latent_layers
 from latentdim.training.config import IMAGE_ELIMINATE_HOLD, TrainConfig
 from latentdim.training.phases import Phase
 from latentdim.training.probe import Probe
-from latentdim.training.verify import verify_run
+from latentdim.training.verify import Verification
 
 
 class ClosingRule:
@@ -51,6 +51,10 @@ class ClosingRule:
 
     def after_observe(self, run: Any, step: int) -> None:
         """After the schedule saw this step's mask."""
+
+    def verify_next(self, run: Any) -> None:
+        """Between steps in the verify phase, which only a rule that enters it sees."""
+        run.schedule.end_elimination(run.step)
 
     def state(self) -> dict[str, Any] | None:
         return None
@@ -117,8 +121,7 @@ class Elimination(ClosingRule):
         self.failed: list[int] = []  # dims whose removal alone failed since the last kept round
         self.best = math.inf
         self.snapshot: dict[str, Any] | None = None
-        # the fresh verification's records (training/verify.py), once elimination has ended
-        self.verification: list[dict[str, Any]] = []
+        self.check: Verification | None = None  # the fresh verification, once the rounds are over
 
     @classmethod
     def phase_length(cls, config: TrainConfig, hold: bool) -> int | None:
@@ -222,20 +225,40 @@ class Elimination(ClosingRule):
         return len(self.failed) > self.config.eliminate_retries
 
     def finish(self, run: Any, step: int) -> None:
-        """The rounds are over: with ``config.verify``, the fresh verification closes the open
-        dimensions that plain auto-encoders trained afresh show the data do not need; then the
-        networks adapt to the final mask (refine)."""
-        if self.config.verify:
-            self.verification = verify_run(run)
-        run.schedule.end_elimination(step)
+        """The rounds are over. With ``config.verify`` (and more than one dimension open) the
+        verify phase follows: the fresh verification (:mod:`latentdim.training.verify`) closes
+        the open dimensions that plain auto-encoders trained afresh show the data do not need.
+        Then the networks adapt to the final mask (refine)."""
+        m = len(active_dims(run.model.mask().detach()))
+        if self.config.verify and m > 1:
+            self.check = Verification(m)
+            run.schedule.verify(step)
+        else:
+            run.schedule.end_elimination(step)
+
+    def verify_next(self, run: Any) -> None:
+        """The verify phase (between training steps): the fresh verification's next size; once
+        it is over, the refine phase."""
+        assert self.check is not None
+        if self.check.step(run):
+            run.schedule.end_elimination(run.step)
+
+    @property
+    def verification(self) -> list[dict[str, Any]]:
+        """The fresh verification's records so far ([] before it or without it)."""
+        return [] if self.check is None else self.check.records
 
     def state(self) -> dict[str, Any]:
-        fields = ("started", "k", "chosen", "start_mu", "values", "failed", "best", "snapshot", "rounds", "verification")
-        return {f: getattr(self, f) for f in fields}
+        fields = ("started", "k", "chosen", "start_mu", "values", "failed", "best", "snapshot", "rounds")
+        check = None if self.check is None else {"m": self.check.m, "records": [dict(r) for r in self.check.records]}
+        return {**{f: getattr(self, f) for f in fields}, "check": check}
 
     def load(self, state: dict[str, Any]) -> None:
         for f, v in state.items():
-            setattr(self, f, v)
+            if f != "check":
+                setattr(self, f, v)
+        check = state.get("check")  # absent in checkpoints from before the fresh verification
+        self.check = None if check is None else Verification(int(check["m"]), [dict(r) for r in check["records"]])
 
 
 #: The closing rules by their ``TrainConfig.closing`` name (None reads as "pressure").

@@ -93,7 +93,7 @@ class TrainConfig:
     # The fresh check's budget, as a fraction of loss_budget (the same budget would accept
     # Mbeta's smallest factors, which carry under 2% of its variance together: docs/accuracy.md).
     verify_budget_scale: float = 0.5
-    # each fresh auto-encoder's training (batches of 64, Adam 5e-4, cosine decay); None: verify.DEFAULT_STEPS
+    # each fresh auto-encoder's training (batches of 64, Adam 1e-3, cosine decay); None: verify.DEFAULT_STEPS
     verify_steps: int | None = None
     # Warm-up lasts at least warmup_steps and, when True, until the probe's reconstruction has
     # plateaued: improved by less than plateau_tolerance of the gap over the last plateau_window

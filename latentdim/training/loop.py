@@ -130,6 +130,7 @@ class Run:
         self.start = time.perf_counter()
         self.seed = 0  # the run's seed (train sets it): the fresh verification's networks and split
         self.stage: Callable[[str], None] = lambda text: None  # a slow step inside training starts (train sets it)
+        self.should_stop: Callable[[], bool] | None = None  # train's should_stop, for the slow steps inside a step
 
     def _optimisers(self) -> dict[str, torch.optim.Optimizer]:
         """SPEC §4's four optimisers (the auto-encoder's Adam when ``ae_optimiser`` says so)."""
@@ -329,6 +330,16 @@ class Run:
         infinite, interrupted, due = self.world.any([not finite, wants_stop, due], self.device)
         return not infinite, interrupted, due
 
+    def verify_next(self, should_stop: Callable[[], bool] | None,
+                    on_checkpoint: Callable[[dict[str, Any]], None] | None) -> bool:
+        """The verify phase: the closing rule's next fresh network (:mod:`.verify`), then a
+        checkpoint (a size takes seconds to minutes); True when asked to stop (every rank agrees)."""
+        assert self.rule is not None
+        self.rule.verify_next(self)
+        self.checkpoint(True, on_checkpoint)
+        wants_stop = should_stop is not None and should_stop()
+        return self.world.any([wants_stop], self.device)[0]
+
     def checkpoint(self, due: bool, on_checkpoint: Callable[[dict[str, Any]], None] | None) -> None:
         """When ``due`` (on some rank) or interrupted: the training state becomes the rollback
         target and goes to ``on_checkpoint``."""
@@ -348,7 +359,7 @@ class Run:
             outcome.state = self.capture()
         if self.rule is not None:
             outcome.closing_rounds = [dict(r) for r in self.rule.rounds]
-            outcome.verification = [dict(r) for r in getattr(self.rule, "verification", [])]
+            outcome.verification = [dict(r) for r in getattr(self.rule, "verification", [])]  # elimination's
         outcome.seconds = self.seconds_before + time.perf_counter() - self.start
         if on_step is not None and outcome.last is not None:
             on_step(outcome.last)
@@ -412,7 +423,7 @@ def train(
     Randomness comes from torch's global generator: seed it before building the model.
     """
     run = Run(model, data, config, world)
-    run.seed = seed
+    run.seed, run.should_stop = seed, should_stop
     if on_stage is not None:
         run.stage = on_stage
     outcome = run.outcome
@@ -425,6 +436,11 @@ def train(
     run.last_good = run.capture()  # rollback target until the first checkpoint
     run.last_checkpoint_time = time.perf_counter()
     while run.step < config.max_steps:
+        if run.schedule.phase == Phase.VERIFY:  # between steps: one size of the fresh verification
+            if run.verify_next(should_stop, on_checkpoint):
+                outcome.stop_reason = "interrupted"
+                break
+            continue
         rec, w, lambda3, beta = run.sgd_step()
         run.step += 1
         rec_value, w_value, finite = run.read_step(rec, w)

@@ -11,6 +11,7 @@ class Phase(str, Enum):
     WARMUP = "warmup"  # mask frozen, every dim open, the auto-encoder learns
     CLOSE = "close"  # dims close (the closing rule says how)
     HOLD = "hold"  # mask frozen while a closing step is verified
+    VERIFY = "verify"  # mask frozen while fresh auto-encoders check elimination's count (vectors)
     POLISH = "polish"  # the polariser snaps each mu to 0 or 1 (the pressure only)
     REFINE = "refine"  # mask frozen at the end while the networks adapt
     REFERENCE = "reference"  # the papers' schedule, one phase
@@ -22,4 +23,4 @@ class Phase(str, Enum):
 
 
 #: The phases in which the mask takes no update whatever the closing rule.
-FROZEN = (Phase.WARMUP, Phase.HOLD, Phase.REFINE)
+FROZEN = (Phase.WARMUP, Phase.HOLD, Phase.VERIFY, Phase.REFINE)

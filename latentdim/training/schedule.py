@@ -102,6 +102,10 @@ class MaskSchedule:
         """Elimination is over (every mu is 0 or decided): the networks adapt to the final mask."""
         self._enter(Phase.REFINE, step)
 
+    def verify(self, step: int) -> None:
+        """Elimination's rounds are over: the fresh verification checks the count (mask frozen)."""
+        self._enter(Phase.VERIFY, step)
+
     def next_round(self, step: int) -> None:
         """Elimination: a round ended; the next one starts closing."""
         self._enter(Phase.CLOSE, step)
@@ -133,7 +137,7 @@ class MaskSchedule:
             if held >= cfg.settle_window and self.rule is not None and self.rule.pressure:
                 self._enter(Phase.POLISH, step)
             return False
-        if self.phase == Phase.HOLD:
+        if self.phase in (Phase.HOLD, Phase.VERIFY):
             return False  # the closing rule decides
         if self.phase == Phase.REFINE:
             return in_phase >= cfg.refine_steps

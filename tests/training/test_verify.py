@@ -98,3 +98,46 @@ def test_close_cheapest_closes_in_the_order_of_cost_and_keeps_one_open():
     # asked for more than can go: the last open dimension stays
     assert close_cheapest(model, probe, 5) == [3]
     assert model.mask.theta.tolist() == [5.0, 0.0, 0.0, 0.0]
+
+
+def _plane_run(**kw):
+    """A tiny MaskAAE on a 2-d plane in R^6 through every phase in a few hundred steps (the
+    distributed test's settings), with 200-step fresh networks."""
+    from latentdim.settings import for_data
+    from latentdim.training import TrainConfig, train
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(512, 2, generator=g) @ torch.randn(2, 6, generator=g)
+    x = (x - x.mean(0)) / x.std(0)
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("mlp", (6,), 4, 32, True))
+    config = for_data(TrainConfig(batch_size=32, max_steps=900, warmup_steps=100, plateau_window=100, probe_every=10,
+                                  probe_window=3, probe_samples=256, eliminate_ramp=30, eliminate_hold=60,
+                                  settle_window=200, refine_steps=100, restandardise_every=20, verify_steps=200),
+                      images=False)
+    outcome = train(model, x, config, seed=0, **kw)
+    return model, outcome
+
+
+def test_an_interrupted_verification_resumes_to_the_uninterrupted_run():
+    model, outcome = _plane_run()
+    assert outcome.stop_reason == "settled"
+    assert len(outcome.verification) >= 2  # it ran: m kept, then a refusal or one code
+    assert [r["k"] for r in outcome.verification] == list(range(outcome.verification[0]["k"], outcome.verification[-1]["k"] - 1, -1))
+
+    stages, saved = [], []
+
+    def stop_at_the_second_size():
+        return sum("trained afresh" in s for s in stages) >= 2
+
+    _, cut = _plane_run(on_stage=stages.append, should_stop=stop_at_the_second_size, on_checkpoint=saved.append)
+    assert cut.stop_reason == "interrupted"
+    state = saved[-1]
+    assert state["schedule"]["phase"] == "verify"
+    assert len(state["closing"]["check"]["records"]) == 1  # the size in progress is not recorded
+
+    resumed_model, resumed = _plane_run(resume=state)
+    assert resumed.stop_reason == "settled" and resumed.steps == outcome.steps
+    assert resumed.verification == outcome.verification
+    for name, t in model.state_dict().items():
+        assert torch.equal(t, resumed_model.state_dict()[name]), name
