@@ -105,13 +105,15 @@ class EstimateResult:
     # images (elimination): one entry per round: step, open dims, k, dims tried, their ablation
     # costs, the held-out error after the hold, the budget's limit, and whether it was kept
     closing_rounds: list[dict[str, Any]] = field(default_factory=list)
-    # images: how far over the loss budget the refused last removals went, in allowances of it
-    # (>= 1: a clear gap below m_A; a fraction: nearby counts fit about as well); None otherwise
+    # how far over the loss budget the refused last removal went, in allowances of it (>= 1: a
+    # clear gap below m_A; a fraction: nearby counts fit about as well): the fresh verification's
+    # refused size when it ran, else elimination's last refused round; None otherwise
     closing_margin: float | None = None
     # vectors: the fresh verification after elimination (training/verify.py), one entry per code
     # size tried from elimination's m down: k, the fresh held-out error (a fraction of the
     # variance), the limit it had to meet (None for m itself) and whether it was kept; m_A is the
-    # last kept k. [] when it did not run (images, the WAE baseline, an unsettled run)
+    # last kept k. [] when it did not run (images, the WAE baseline, --no-verify, a run that
+    # stopped before elimination ended)
     verification: list[dict[str, Any]] = field(default_factory=list)
     # image folders: the first few skipped files, "relative/path: why" (skipped_files counts all)
     skipped_examples: list[str] = field(default_factory=list)

@@ -56,6 +56,11 @@ class ClosingRule:
         """Between steps in the verify phase, which only a rule that enters it sees."""
         run.schedule.end_elimination(run.step)
 
+    @property
+    def verification(self) -> list[dict[str, Any]]:
+        """The fresh verification's records (:mod:`latentdim.training.verify`); [] without one."""
+        return []
+
     def state(self) -> dict[str, Any] | None:
         return None
 

@@ -130,7 +130,7 @@ class Run:
         self.start = time.perf_counter()
         self.seed = 0  # the run's seed (train sets it): the fresh verification's networks and split
         self.stage: Callable[[str], None] = lambda text: None  # a slow step inside training starts (train sets it)
-        self.should_stop: Callable[[], bool] | None = None  # train's should_stop, for the slow steps inside a step
+        self.should_stop: Callable[[], bool] | None = None  # train's should_stop, polled inside each fresh network too
 
     def _optimisers(self) -> dict[str, torch.optim.Optimizer]:
         """SPEC §4's four optimisers (the auto-encoder's Adam when ``ae_optimiser`` says so)."""
@@ -330,14 +330,13 @@ class Run:
         infinite, interrupted, due = self.world.any([not finite, wants_stop, due], self.device)
         return not infinite, interrupted, due
 
-    def verify_next(self, should_stop: Callable[[], bool] | None,
-                    on_checkpoint: Callable[[dict[str, Any]], None] | None) -> bool:
+    def verify_next(self, on_checkpoint: Callable[[dict[str, Any]], None] | None) -> bool:
         """The verify phase: the closing rule's next fresh network (:mod:`.verify`), then a
         checkpoint (a size takes seconds to minutes); True when asked to stop (every rank agrees)."""
         assert self.rule is not None
         self.rule.verify_next(self)
         self.checkpoint(True, on_checkpoint)
-        wants_stop = should_stop is not None and should_stop()
+        wants_stop = self.should_stop is not None and self.should_stop()
         return self.world.any([wants_stop], self.device)[0]
 
     def checkpoint(self, due: bool, on_checkpoint: Callable[[dict[str, Any]], None] | None) -> None:
@@ -359,7 +358,7 @@ class Run:
             outcome.state = self.capture()
         if self.rule is not None:
             outcome.closing_rounds = [dict(r) for r in self.rule.rounds]
-            outcome.verification = [dict(r) for r in getattr(self.rule, "verification", [])]  # elimination's
+            outcome.verification = [dict(r) for r in self.rule.verification]
         outcome.seconds = self.seconds_before + time.perf_counter() - self.start
         if on_step is not None and outcome.last is not None:
             on_step(outcome.last)
@@ -437,7 +436,7 @@ def train(
     run.last_checkpoint_time = time.perf_counter()
     while run.step < config.max_steps:
         if run.schedule.phase == Phase.VERIFY:  # between steps: one size of the fresh verification
-            if run.verify_next(should_stop, on_checkpoint):
+            if run.verify_next(on_checkpoint):
                 outcome.stop_reason = "interrupted"
                 break
             continue
