@@ -240,17 +240,19 @@ def verification_margin(records: Any) -> float | None:
 
 
 def verification_text(records: Any) -> str | None:
-    """The table's words for a fresh verification, "m 7 -> 4: 6, 5, 4 kept; 3 refused (error
-    0.0823 > limit 0.0207)"; None when it did not run."""
+    """The table's words for a fresh verification: "elimination's 7 -> 4 (6, 5, 4 kept; 3
+    refused: error 0.0823 > limit 0.0207)", or "elimination's 2 kept (1 refused: ...)"; None
+    when it did not run."""
     if not isinstance(records, list) or not records or not all(isinstance(r, Mapping) for r in records):
         return None
-    kept = [r for r in records[1:] if r.get("kept")]
+    kept = [r.get("k") for r in records[1:] if r.get("kept")]
     last = records[-1]
-    final = kept[-1]["k"] if kept else records[0].get("k")
-    text = f"m {records[0].get('k')} -> {final}: " + (", ".join(str(r.get("k")) for r in kept) + " kept" if kept else "none fewer kept")
-    if last.get("kept") is False:
-        text += f"; {last.get('k')} refused (error {fmt(last.get('error'), '.4f')} > limit {fmt(last.get('limit'), '.4f')})"
-    return text
+    refused = (f"{last.get('k')} refused: error {fmt(last.get('error'), '.4f')} > limit {fmt(last.get('limit'), '.4f')}"
+               if last.get("kept") is False else "")
+    if not kept:
+        return f"elimination's {records[0].get('k')} kept" + (f" ({refused})" if refused else "")
+    inside = ", ".join(map(str, kept)) + " kept" + (f"; {refused}" if refused else "")
+    return f"elimination's {records[0].get('k')} -> {kept[-1]} ({inside})"
 
 
 def closing_margin_text(margin: Any) -> str | None:

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from latentdim.result import NO_DIMENSION_LEFT, result_rows, unsettled_text
+from latentdim.result import NO_DIMENSION_LEFT, result_rows, unsettled_text, verification_margin, verification_text
 
 BASE = {
     "m_active": 3, "capacity": 8, "mask": [0.99, 0.0, 0.5, 0.99], "undecided": 1, "steps": 1234,
@@ -46,6 +46,28 @@ def test_warnings_skipped_baselines_and_images():
     done = _rows(data_shape=[1, 8, 8], fid=12.3456, fid_samples=100, fid_reason=None, kid_mean=0.01, kid_std=0.002)
     assert done["FID (Inception features)"].text == "12.35 (100 images a side)"
     assert done["KID (mean ± std)"].text == "0.0100 ± 0.0020"
+
+
+#: A fresh verification that went from elimination's 5 to 3: limit 0.002 + 0.01 * 0.998 = 0.01198
+CHECK = [{"k": 5, "error": 0.002, "limit": None, "allowance": None, "kept": True},
+         {"k": 4, "error": 0.003, "limit": 0.01198, "allowance": 0.00998, "kept": True},
+         {"k": 3, "error": 0.005, "limit": 0.01198, "allowance": 0.00998, "kept": True},
+         {"k": 2, "error": 0.04692, "limit": 0.01198, "allowance": 0.00998, "kept": False}]
+
+
+def test_fresh_verification_words_and_margin():
+    assert verification_text(CHECK) == "elimination's 5 -> 3 (4, 3 kept; 2 refused: error 0.0469 > limit 0.0120)"
+    # (0.04692 - 0.01198) / 0.00998 = 3.5 allowances over
+    assert abs(verification_margin(CHECK) - 3.5010) < 1e-3
+    none_fewer = [CHECK[0], {**CHECK[1], "kept": False, "error": 0.0125}]
+    assert verification_text(none_fewer) == "elimination's 5 kept (4 refused: error 0.0125 > limit 0.0120)"
+    assert abs(verification_margin(none_fewer) - (0.0125 - 0.01198) / 0.00998) < 1e-9
+    down_to_one = [CHECK[0], {**CHECK[1], "k": 1}]  # nothing refused: no gap to report
+    assert verification_text(down_to_one) == "elimination's 5 -> 1 (1 kept)"
+    assert verification_margin(down_to_one) is None
+    assert verification_text([]) is None and verification_margin(None) is None
+    assert _rows(verification=CHECK)["fresh verification"].text == verification_text(CHECK)
+    assert "fresh verification" not in _rows()
 
 
 def test_old_and_empty_results_do_not_crash():
