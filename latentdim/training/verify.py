@@ -81,7 +81,10 @@ def fresh_error(train: torch.Tensor, held_out: torch.Tensor, k: int, cfg: FreshC
     with torch.random.fork_rng(devices=[train.device] if train.device.type == "cuda" else []):
         torch.manual_seed(seed)
         net = nn.Sequential(_mlp(d, k, cfg.depth, cfg.width), _mlp(k, d, cfg.depth, cfg.width)).to(train.device)
-        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        # foreach: one kernel per step and op over all the tensors, the same numbers as the
+        # per-tensor loop (bitwise, checked) and 15% faster on one CPU thread; fused=True would
+        # be faster still but rounds differently, moving the fresh errors
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, foreach=True)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
         g = torch.Generator(device=train.device).manual_seed(seed)
         for i in range(cfg.steps):

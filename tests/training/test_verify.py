@@ -76,6 +76,33 @@ def test_fresh_error_of_no_code_is_one_and_of_enough_codes_small():
     assert math.isfinite(one) and fresh_error(tr, ev, 2, cfg, 0) == two  # seeded: the same twice
 
 
+
+def test_fresh_error_is_a_plain_adam_autoencoder_written_out():
+    """The reference: the same auto-encoder trained with Adam's per-tensor loop (torch's default on
+    a CPU), written out here; fresh_error's foreach Adam must give the same number, bit for bit."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(600, 5, generator=g) @ torch.randn(5, 7, generator=g)
+    tr, ev = split(x, 2)
+    cfg = FreshConfig(depth=2, width=16, steps=120, batch=32, lr=2e-3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        enc = [torch.nn.Linear(7, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)]
+        dec = [torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 7)]
+        net = torch.nn.Sequential(torch.nn.Sequential(*enc), torch.nn.Sequential(*dec))
+        opt = torch.optim.Adam(net.parameters(), lr=2e-3, foreach=False)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 120)
+        gb = torch.Generator().manual_seed(2)
+        for _ in range(120):
+            b = tr[torch.randint(tr.shape[0], (32,), generator=gb)]
+            loss = (net(b) - b).pow(2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        with torch.no_grad():
+            want = float((net(ev) - ev).pow(2).mean() / ev.var(dim=0).mean())
+    assert fresh_error(tr, ev, 3, cfg, 2) == want
+
 class FixedCosts:
     """A probe whose ablation costs are fixed numbers (what closing one dimension would cost)."""
 
