@@ -135,7 +135,7 @@ class Run:
     def _optimisers(self) -> dict[str, torch.optim.Optimizer]:
         """SPEC §4's four optimisers (the auto-encoder's Adam when ``ae_optimiser`` says so)."""
         cfg, mask = self.config, self.model.mask
-        ae = torch.optim.Adam(self.ae_params, lr=cfg.lr_ae) if cfg.ae_optimiser == "adam" else TF1RMSprop(self.ae_params, lr=cfg.lr_ae)
+        ae = torch.optim.Adam(self.ae_params, lr=cfg.lr_ae, foreach=True) if cfg.ae_optimiser == "adam" else TF1RMSprop(self.ae_params, lr=cfg.lr_ae)
         optimisers = {
             "ae": ae,
             "critic": TF1RMSprop(self.critic_params, lr=cfg.lr_critic),

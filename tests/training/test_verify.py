@@ -6,7 +6,19 @@ import pytest
 import torch
 
 from latentdim.models import ModelSpec, build_model
-from latentdim.training.verify import FreshConfig, close_cheapest, fresh_error, limit, split, verify_down
+from latentdim.training import verify
+from latentdim.training.verify import (
+    FreshConfig,
+    FreshWorkers,
+    WorkerFailed,
+    at_once,
+    close_cheapest,
+    fresh_error,
+    limit,
+    one_thread_error,
+    split,
+    verify_down,
+)
 
 
 def test_limit_is_the_budget_of_the_explained_part():
@@ -168,3 +180,73 @@ def test_an_interrupted_verification_resumes_to_the_uninterrupted_run():
     assert resumed.verification == outcome.verification
     for name, t in model.state_dict().items():
         assert torch.equal(t, resumed_model.state_dict()[name]), name
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _subspace(n=800):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(n, 3, generator=g) @ torch.randn(3, 6, generator=g)
+    return split((x - x.mean(0)) / x.std(0), 0)
+
+
+def test_workers_give_the_numbers_of_one_thread_here(two_threads):
+    tr, ev = _subspace()
+    cfg = FreshConfig(depth=2, width=32, steps=150, batch=32)
+    with FreshWorkers(3, tr, ev) as workers:
+        got = workers.errors([4, 3, 2], cfg, 5)
+        again = workers.errors([1], cfg, 5)  # a worker keeps its data for the next size
+    want = {k: one_thread_error(tr, ev, k, cfg, 5) for k in (4, 3, 2, 1)}
+    assert {**got, **again} == want
+    assert torch.get_num_threads() == 2  # one_thread_error puts the thread count back
+
+
+def test_a_failing_worker_says_why_and_a_stop_kills_the_workers():
+    tr, ev = _subspace(200)
+    with FreshWorkers(1, tr, ev) as workers, pytest.raises(WorkerFailed, match="width|Linear|negative|-1"):
+        workers.errors([2], FreshConfig(width=-1, steps=10), 0)
+    with FreshWorkers(2, tr, ev) as workers:
+        procs = list(workers._procs)
+        asked = []
+        assert workers.errors([2, 1], FreshConfig(steps=10_000_000), 0, should_stop=lambda: asked.append(1) or len(asked) > 3) is None
+        assert all(p.poll() is not None for p in procs)  # stopped, not left training
+
+
+def test_at_once_is_one_per_cpu_thread_and_one_on_a_gpu_with_ranks_or_short_networks(two_threads):
+    cpu = torch.device("cpu")
+    assert at_once(cpu, False, 5000) == 2
+    assert at_once(torch.device("cuda"), False, 5000) == 1
+    assert at_once(cpu, True, 5000) == 1  # several ranks
+    assert at_once(cpu, False, verify.WORKERS_FROM_STEPS - 1) == 1
+    torch.set_num_threads(16)
+    assert at_once(cpu, False, 5000) == verify.MAX_AT_ONCE
+
+
+def test_sizes_trained_at_once_give_the_run_one_at_a_time_gives(two_threads, monkeypatch):
+    model, outcome = _plane_run()  # 200-step networks: one at a time, here
+    monkeypatch.setattr(verify, "WORKERS_FROM_STEPS", 0)
+    stages = []
+    at_once_model, at_once_outcome = _plane_run(on_stage=stages.append)
+    assert any("at once" in s for s in stages)
+    assert at_once_outcome.verification == outcome.verification and at_once_outcome.steps == outcome.steps
+    for name, t in model.state_dict().items():
+        assert torch.equal(t, at_once_model.state_dict()[name]), name
+
+
+def test_when_the_workers_fail_the_check_goes_on_here_with_the_same_numbers(two_threads, monkeypatch):
+    _, outcome = _plane_run()
+    monkeypatch.setattr(verify, "WORKERS_FROM_STEPS", 0)
+
+    def no_workers(*args, **kwargs):
+        raise WorkerFailed("could not start a worker process: test")
+
+    monkeypatch.setattr(verify, "FreshWorkers", no_workers)
+    with pytest.warns(RuntimeWarning, match="one size at a time"):
+        _, fallback = _plane_run()
+    assert fallback.verification == outcome.verification
