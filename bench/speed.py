@@ -14,7 +14,12 @@ m_A at the end and each process's peak resident memory. ``--until-settled`` trai
 reference stopping rule (no dimension undecided, m_A unchanged for 500 steps) instead of a fixed
 number of steps, and so also compares the time to a settled m_A.
 
+``--variant compile=inductor --variant precision=bfloat16`` adds a row of latentdim's loop with
+that TrainConfig field set (the flags ``--compile`` and ``--precision``), run at the same time as
+the others; its seconds include the compiling.
+
 Usage: python bench/speed.py [--steps 2000] [--until-settled] [--device cpu|cuda] [--seed 0] [--threads 1]
+       [--variant FIELD=VALUE ...]
 """
 
 from __future__ import annotations
@@ -49,12 +54,12 @@ def _model(seed: int, device: str):
     return build_model(ModelSpec("mlp", (D,), CAPACITY)).to(device)
 
 
-def run_latentdim(steps: int, settle: bool, seed: int, device: str) -> dict:
+def run_latentdim(steps: int, settle: bool, seed: int, device: str, variant: dict | None = None) -> dict:
     from latentdim.models import count_active
     from latentdim.training import TrainConfig, train
 
     data, model = _data(device), _model(seed, device)
-    config = TrainConfig.reference(max_steps=steps, **({} if settle else {"stable_window": 10**9}))
+    config = TrainConfig.reference(max_steps=steps, **({} if settle else {"stable_window": 10**9}), **(variant or {}))
     start = time.perf_counter()
     out = train(model, data, config)
     _sync(device)
@@ -146,14 +151,14 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def worker(name: str, steps: int, settle: bool, seed: int, device: str, threads: int) -> None:
+def worker(name: str, steps: int, settle: bool, seed: int, device: str, threads: int, variant: dict) -> None:
     import torch
 
     torch.set_num_threads(threads)
     from latentdim.optim import TF1RMSprop
 
     TF1RMSprop([torch.zeros(1, requires_grad=True)], lr=1e-3)  # torch.optim's one-time imports, outside both timings
-    result = (run_latentdim if name == "latentdim" else run_port)(steps, settle, seed, device)
+    result = run_latentdim(steps, settle, seed, device, variant) if name == "latentdim" else run_port(steps, settle, seed, device)
     if device == "cuda":
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
     result["peak_rss_mib"] = _peak_rss_mib()
@@ -167,17 +172,23 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per loop")
+    parser.add_argument("--variant", action="append", default=[], metavar="FIELD=VALUE",
+                        help="also latentdim's loop with this TrainConfig field set (compile=inductor, precision=bfloat16)")
     parser.add_argument("--worker", choices=("latentdim", "port"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps = 30_000 if args.until_settled and args.steps == 2000 else args.steps
     if args.worker:
-        worker(args.worker, steps, args.until_settled, args.seed, args.device, args.threads)
+        worker(args.worker, steps, args.until_settled, args.seed, args.device, args.threads,
+               dict(v.split("=", 1) for v in args.variant))
         return
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     base = [sys.executable, __file__, "--steps", str(steps), "--device", args.device, "--seed", str(args.seed),
             "--threads", str(args.threads)] + (["--until-settled"] if args.until_settled else [])
-    procs = {name: subprocess.Popen([*base, "--worker", name], stdout=subprocess.PIPE, text=True, env=env)
-             for name in ("port", "latentdim")}  # side by side
+    runs = {"port": ["--worker", "port"], "latentdim": ["--worker", "latentdim"]}
+    for v in args.variant:
+        runs[f"latentdim {v}"] = ["--worker", "latentdim", "--variant", v]
+    procs = {name: subprocess.Popen([*base, *extra], stdout=subprocess.PIPE, text=True, env=env)
+             for name, extra in runs.items()}  # side by side
     results = {}
     for name, proc in procs.items():
         out, _ = proc.communicate()
@@ -187,11 +198,10 @@ def main() -> None:
     rate = {name: r["steps"] / r["seconds"] for name, r in results.items()}
     mem = "peak_gpu_mib" if args.device == "cuda" else "peak_rss_mib"
     print(f"synthetic n={N} in R^{D}, capacity {CAPACITY}, papers' schedule, seed {args.seed}, {args.device}, "
-          f"{args.threads} thread(s) each, both at once")
+          f"{args.threads} thread(s) each, all at once")
     print(f"| loop | steps | stop | seconds | steps/s | ratio | m_A | peak {'GPU' if args.device == 'cuda' else 'RSS'} MiB |")
     print("|---|---|---|---|---|---|---|---|")
-    for name in ("port", "latentdim"):
-        r = results[name]
+    for name, r in results.items():
         print(f"| {name} | {r['steps']} | {r['stop']} | {r['seconds']:.1f} | {rate[name]:.1f} | "
               f"{rate[name] / rate['port']:.2f} | {r['m_active']} | {r[mem]:.0f} |")
 

@@ -74,6 +74,11 @@ class Preset(str, Enum):
     conv = "conv"
 
 
+class Precision(str, Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
 class Schedule(str, Enum):
     latentdim = "latentdim"
     reference = "reference"
@@ -205,8 +210,10 @@ def estimate(
     schedule: Annotated[Schedule, typer.Option(help="latentdim: once the auto-encoder has converged, dims close in rounds, each checked against --loss-budget, fast. reference: the papers' lambda3 schedule (slow).")] = Schedule.latentdim,
     closing_pressure: Annotated[Optional[float], typer.Option(help="Weight beta of latentdim's closing pressure on the mask, which closes dims when --loss-budget is 0. \\[default: 5]")] = None,
     loss_budget: Annotated[Optional[float], typer.Option(help="Close dimensions only while the held-out reconstruction keeps all but this fraction of what the latent code explains (never less than 3x the training noise): the dimensions whose removal costs least close in rounds, each measured after the networks adapt (500 steps for vectors, 1,000 for images), a round that costs more is undone, and closing stops when removing one dimension fails twice. 0 turns the rule off (then the closing pressure closes until m_A is stable). \\[default: 0.02]")] = None,
-    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Vectors: once elimination ends at m, check m-1, m-2, ... with plain auto-encoders trained afresh at that code size (5,000 steps each, 15-30 s on a CPU core) and close the dimensions they show the data do not need: a size is kept while its held-out error stays within half the loss budget of the best fresh error. Elimination alone over-counts manifolds whose chart needs periodic functions and closed curves (docs/accuracy.md).")] = True,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Vectors: once elimination ends at m, check m-1, m-2, ... with plain auto-encoders trained afresh at that code size (5,000 steps each, 15-30 s on a CPU core; several sizes at once on several cores) and close the dimensions they show the data do not need: a size is kept while its held-out error stays within half the loss budget of the best fresh error. Elimination alone over-counts manifolds whose chart needs periodic functions and closed curves (docs/accuracy.md).")] = True,
     batch_size: Annotated[int, typer.Option(help="Samples per update.")] = 64,
+    compile: Annotated[Optional[str], typer.Option("--compile", metavar="BACKEND", help="Compile the training step's networks with torch.compile: inductor (torch's compiler) or cudagraphs (CUDA graphs, GPU). Off by default: on a 2-core CPU the compiled step is slower (and compiling takes half a minute); on a GPU it is not measured yet (docs/design.md). \\[default: off]")] = None,
+    precision: Annotated[Precision, typer.Option(help="bfloat16 runs the training step's forward passes under autocast in bfloat16 (optimisers and the critic's closed form stay float32). No faster on a 2-core CPU; on a GPU not measured yet.")] = Precision.float32,
     width: Annotated[Optional[int], typer.Option(help="Hidden-layer width override, for quick looks. A narrower network is faster but can need more codes than the data's dimension. \\[default: the preset's]")] = None,
     depth: Annotated[Optional[int], typer.Option(help="Vectors: hidden layers of the encoder and decoder. Deeper networks fit curved manifolds' charts better (docs/accuracy.md) and cost more per step. \\[default: 1, the papers']")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, checkpoint.pt, the mask history (csv, png), covariance.npy and its heat map, and for images grids of samples and reconstructions. \\[default: none: nothing is written]")] = None,
@@ -234,7 +241,8 @@ def estimate(
     main = launched_rank() == 0  # under torchrun the ranks above 0 train in silence
     try:
         config = training_config(use_mask=not no_mask, schedule=schedule.value, batch_size=batch_size, max_steps=max_steps,
-                                 closing_pressure=closing_pressure, loss_budget=loss_budget, verify=verify)
+                                 closing_pressure=closing_pressure, loss_budget=loss_budget, verify=verify,
+                                 compile=compile, precision=precision.value)
     except LatentdimError as e:
         fail(str(e))
     steps_every, seconds_every = parse_interval(checkpoint_every)

@@ -21,6 +21,7 @@ from latentdim.training import (
     VECTOR_LR_MASK,
     TrainConfig,
 )
+from latentdim.training.config import compile_backend_problem
 
 
 @dataclass
@@ -101,6 +102,7 @@ def training_config(
     config: TrainConfig | None = None, *, use_mask: bool = True, schedule: str | None = None,
     batch_size: int | None = None, max_steps: int | None = None,
     closing_pressure: float | None = None, loss_budget: float | None = None, verify: bool = True,
+    compile: str | None = None, precision: str | None = None,
 ) -> TrainConfig:
     """``config`` (default: the ``schedule``'s, with the WAE baseline's step budget under
     ``use_mask=False``) with the options that are not None on top, checked."""
@@ -123,6 +125,14 @@ def training_config(
         config = replace(config, loss_budget=loss_budget)  # 0: off (None means "the default for the data")
     if not verify:
         config = replace(config, verify=False)  # True leaves the data's default (on for vectors)
+    if compile is not None:
+        if problem := compile_backend_problem(compile):
+            raise LatentdimError(f"--compile: {problem}")
+        config = replace(config, compile=compile)
+    if precision is not None:
+        if precision not in ("float32", "bfloat16"):
+            raise LatentdimError(f"--precision must be float32 or bfloat16, got {precision!r}")
+        config = replace(config, precision=precision)
     if config.batch_size < 1:
         raise LatentdimError(f"batch size must be at least 1, got {config.batch_size}")
     if config.max_steps < 1:

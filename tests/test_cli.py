@@ -156,6 +156,17 @@ def test_closing_pressure_only_with_latentdim_schedule():
     assert "latentdim schedule" in line
 
 
+def test_an_unknown_compile_backend_is_one_line():
+    line = one_error_line(run("estimate", "synthetic:n=2", "--compile", "inductr", *TINY))
+    assert "unknown compile backend 'inductr'" in line and "inductor" in line
+
+
+def test_bfloat16_precision_runs_from_the_command_line():
+    result = run("estimate", "synthetic:n=2", "--precision", "bfloat16", "--json", *TINY)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["steps"] > 0
+
+
 def test_estimate_export_writes_a_generator_of_size_m_active(tmp_path):
     import onnx
 
@@ -355,6 +366,8 @@ def test_shell_completion_completes_options_and_their_choices():
         done = subprocess.run([sys.executable, "-m", "latentdim"], env=env, capture_output=True, text=True, timeout=60)
         return done.stdout.split()
 
-    assert complete("estimate", "--pre") == ["--preset"]
+    assert complete("estimate", "--pres") == ["--preset"]
+    assert sorted(complete("estimate", "--pre")) == ["--precision", "--preset"]
+    assert complete("estimate", "data.h5", "--precision", "") == ["float32", "bfloat16"]
     assert complete("estimate", "data.h5", "--preset", "") == ["auto", "mlp", "mnist", "fmnist", "cifar", "celeba", "conv"]
     assert "--install-completion" in run("--help").stdout

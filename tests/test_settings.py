@@ -21,6 +21,8 @@ def test_options_override_a_given_config_and_are_checked():
     got = training_config(base, max_steps=50, closing_pressure=2.0, loss_budget=0.0)
     assert (got.batch_size, got.max_steps, got.closing_pressure, got.loss_budget) == (32, 50, 2.0, 0.0)
     assert base.max_steps == 100  # the caller's config is not changed
+    fast = training_config(compile="inductor", precision="bfloat16")
+    assert (fast.compile, fast.precision) == ("inductor", "bfloat16")
     for kwargs, words in [
         ({"max_steps": 2.5}, "max_steps must be an integer"),
         ({"batch_size": True}, "batch_size must be an integer"),
@@ -29,6 +31,8 @@ def test_options_override_a_given_config_and_are_checked():
         ({"closing_pressure": -1.0}, "--closing-pressure must be >= 0"),
         ({"loss_budget": 1.0}, "--loss-budget must be in [0, 1)"),
         ({"schedule": "reference", "loss_budget": 0.1}, "apply to the latentdim schedule only"),
+        ({"compile": "nonsense"}, "--compile: unknown compile backend 'nonsense': use inductor"),
+        ({"precision": "float16"}, "--precision must be float32 or bfloat16"),
     ]:
         with pytest.raises(LatentdimError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
             training_config(**kwargs)

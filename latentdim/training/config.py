@@ -13,6 +13,15 @@ VECTOR_LR_MASK = 4e-3  # SPEC §4 says 5e-4; 8x faster closes as surely in a fra
 IMAGE_LR_MASK = 1e-3  # images: a slower wave, so the loss budget's lag costs fewer dimensions
 
 
+def compile_backend_problem(backend: str) -> str | None:
+    """Why ``backend`` cannot be TrainConfig.compile (None: it can)."""
+    import torch._dynamo
+
+    if backend in torch._dynamo.list_backends(exclude_tags=()):
+        return None
+    return f"unknown compile backend {backend!r}: use inductor (torch's compiler; cudagraphs on a GPU)"
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters of one training run.
@@ -34,6 +43,15 @@ class TrainConfig:
     # up to float rounding, about 4x faster) or "autograd" (a double backward through the
     # gradient penalty; always used for other critics).
     critic_update: str = "closed_form"
+    # A torch.compile backend for the step's encoder, decoder and critic passes ("inductor":
+    # torch's compiler; "cudagraphs" on a GPU; "eager": traced, not compiled, the same numbers,
+    # for tests); None: not compiled. Off by default: on this 2-core CPU the compiled step is
+    # slower (36.1 against 40.8 steps/s over 6,000 steps, docs/design.md); on a GPU unmeasured.
+    compile: str | None = None
+    # "bfloat16": the step's forward passes under torch.autocast in bfloat16 (the critic's closed
+    # form and the optimisers stay in float32); "float32" (the default): no autocast. On this CPU
+    # no faster (41.0 against 40.8 steps/s, docs/design.md); on a GPU unmeasured.
+    precision: str = "float32"
     # Optimiser of the auto-encoder update: "rmsprop" (SPEC §4, TF1 semantics) or "adam" (PyTorch's,
     # betas 0.9 / 0.999). None: chosen from the data by latentdim.estimate ("adam" for vectors: a
     # 5-code fit of a curved 4-dim manifold reaches a third of RMSProp's error in 10,000 steps, and

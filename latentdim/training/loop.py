@@ -111,6 +111,9 @@ class Run:
         self.closed_form_critic = config.critic_update == "closed_form" and closed_form_supported(model.critic)
         self.optimisers = self._optimisers()
         self.schedule = MaskSchedule(config, self.capacity, use_mask=mask.enabled)
+        # the step's passes, once the schedule checked the config (TrainConfig.compile): compiled wrappers sharing the model's parameters
+        compiled = (lambda m: torch.compile(m, backend=config.compile)) if config.compile else (lambda m: m)
+        self.enc, self.dec, self.critic = compiled(model.encoder), compiled(model.decoder), compiled(model.critic)
         self.rec_kind = config.reconstruction or "mse"
         self.device = data.device
         self.outcome = TrainOutcome(steps=0, seconds=0.0, stop_reason="max_steps", last=None)
@@ -154,8 +157,14 @@ class Run:
     def sgd_step(self) -> tuple[torch.Tensor, torch.Tensor, float, float]:
         """SPEC §4's step; returns the reconstruction loss, W (0-dim tensors, still on the
         device: the step reads nothing back, so a GPU runs it without waiting), lambda3 and beta."""
+        if self.config.precision == "bfloat16":  # TrainConfig.precision
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                return self._sgd_step()
+        return self._sgd_step()
+
+    def _sgd_step(self) -> tuple[torch.Tensor, torch.Tensor, float, float]:
         model, cfg, schedule = self.model, self.config, self.schedule
-        enc, dec, critic, mask = model.encoder, model.decoder, model.critic, model.mask
+        enc, dec, critic, mask = self.enc, self.dec, self.critic, model.mask
         opt = self.optimisers
         lambda3, beta = schedule.lambda3(self.step), schedule.beta()
         mu = mask().detach()
@@ -175,7 +184,11 @@ class Run:
             p = sample_prior(mu, self.batch_size)
             if self.closed_form_critic:  # the same gradients without the double backward (training/critic.py)
                 a = torch.rand(self.batch_size, 1, device=p.device, dtype=p.dtype)  # as gradient_penalty draws it
-                grads, w_critic = critic_gradients(critic, encoded, p, a)
+                if cfg.precision == "bfloat16":
+                    with torch.autocast(self.device.type, enabled=False):  # float32, as the optimiser's state
+                        grads, w_critic = critic_gradients(model.critic, encoded.float(), p, a)
+                else:
+                    grads, w_critic = critic_gradients(model.critic, encoded, p, a)
                 _apply(opt["critic"], grads, self.critic_params, self.world)
                 continue
             h_enc, h_prior = critic(encoded), critic(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from latentdim.training.closing import closing_rule_class
-from latentdim.training.config import LAMBDA3_CAP, TrainConfig, reference_r
+from latentdim.training.config import LAMBDA3_CAP, TrainConfig, compile_backend_problem, reference_r
 from latentdim.training.phases import FROZEN, Phase
 
 
@@ -35,6 +35,10 @@ class MaskSchedule:
             raise ValueError(f"unknown schedule {config.schedule!r}")
         if config.ae_optimiser not in (None, "rmsprop", "adam"):
             raise ValueError(f"unknown ae_optimiser {config.ae_optimiser!r}")
+        if config.compile is not None and (problem := compile_backend_problem(config.compile)):
+            raise ValueError(problem)
+        if config.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"unknown precision {config.precision!r} (float32 or bfloat16)")
         if config.critic_update not in ("closed_form", "autograd"):
             raise ValueError(f"unknown critic_update {config.critic_update!r} (closed_form or autograd)")
         rule = closing_rule_class(config)  # also checks the name

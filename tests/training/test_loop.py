@@ -77,3 +77,44 @@ def test_restandardise_codes_keeps_reconstructions_and_standardises_active_codes
     torch.testing.assert_close(codes[:, 1:].mean(0), torch.zeros(3), rtol=0, atol=1e-5)
     torch.testing.assert_close(codes[:, 1:].std(0), torch.ones(3), rtol=0, atol=1e-5)
     torch.testing.assert_close(codes[:, 0], closed_before)  # a closed dim is left to its penalty
+
+
+def _run_with(steps: int = 60, **fields):
+    x = make_synthetic(2, d=8, samples=256, seed=0)
+    x = (x - x.mean(0)) / x.std(0)
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("mlp", (8,), 4, width=16))
+    config = TrainConfig(max_steps=steps, batch_size=32, history_every=10, warmup_steps=5, **fields)
+    return model, train(model, torch.from_numpy(x), config)
+
+
+def test_a_traced_step_gives_the_eager_numbers():
+    """compile="eager": torch.compile captures the step's networks as graphs and runs them as they
+    are (no code generation), so the run must be the eager one bit for bit, the parameters the
+    model's own (the compiled wrappers share them)."""
+    import torch._dynamo
+
+    eager_model, eager = _run_with()
+    torch._dynamo.reset()
+    traced_model, traced = _run_with(compile="eager")
+    torch._dynamo.reset()
+    assert traced.history_mask == eager.history_mask and traced.history_rec == eager.history_rec
+    assert traced.history_w == eager.history_w
+    for name, t in eager_model.state_dict().items():
+        assert torch.equal(t, traced_model.state_dict()[name]), name
+
+
+def test_bfloat16_runs_the_forward_passes_in_bfloat16_and_keeps_float32_weights():
+    model, out = _run_with(precision="bfloat16")
+    _, fp32 = _run_with()
+    assert out.stop_reason == "max_steps" and np.isfinite(out.last.reconstruction) and np.isfinite(out.last.wasserstein)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert out.history_rec != fp32.history_rec  # autocast was on: bfloat16 rounds differently
+    # and it is the same training: the reconstruction curves agree to about bfloat16's precision
+    assert np.allclose(out.history_rec, fp32.history_rec, rtol=0.1)
+
+
+@pytest.mark.parametrize("fields, words", [({"precision": "float16"}, "precision"), ({"compile": "nonsense"}, "compile backend")])
+def test_unknown_precision_or_compile_backend_is_refused(fields, words):
+    with pytest.raises(ValueError, match=words):
+        _run_with(steps=1, **fields)
