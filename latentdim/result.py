@@ -228,11 +228,18 @@ def closing_margin(rounds: Any) -> float | None:
 
 
 def verification_margin(records: Any) -> float | None:
-    """:func:`closing_margin` for a fresh verification: how far the refused size went over its
-    limit, in allowances; None when it refused none (it reached one code) or did not run."""
-    if not isinstance(records, list) or not records or not isinstance(records[-1], Mapping):
+    """:func:`closing_margin` for a fresh verification: how far one code fewer than its count went
+    over its limit, in allowances (the last size needed on the way up, else the size refused on
+    the way down); None when there is no such size (one code reached) or it did not run."""
+    if not isinstance(records, list) or not records or not all(isinstance(r, Mapping) for r in records):
         return None
-    last = records[-1]
+    ups = [r for r in records if r.get("up") and r.get("kept")]
+    if ups:
+        below, limit, allowance = (finite_floats([ups[-1].get(k)]) for k in ("below", "limit", "allowance"))
+        if not (below and limit and allowance) or allowance[0] <= 0:
+            return None
+        return (below[0] - limit[0]) / allowance[0]
+    last = [r for r in records if not r.get("up")][-1]
     err, limit, allowance = (finite_floats([last.get(k)]) for k in ("error", "limit", "allowance"))
     if last.get("kept") is not False or not (err and limit and allowance) or allowance[0] <= 0:
         return None
@@ -241,18 +248,26 @@ def verification_margin(records: Any) -> float | None:
 
 def verification_text(records: Any) -> str | None:
     """The table's words for a fresh verification: "elimination's 7 -> 4 (6, 5, 4 kept; 3
-    refused: error 0.0823 > limit 0.0207)", or "elimination's 2 kept (1 refused: ...)"; None
-    when it did not run."""
+    refused: error 0.0823 > limit 0.0207)", "elimination's 2 kept (1 refused: ...)", or, when it
+    went up, "elimination's 7 -> 8 (8 needed: 7's error 0.0826 > limit 0.0314)"; None when it
+    did not run."""
     if not isinstance(records, list) or not records or not all(isinstance(r, Mapping) for r in records):
         return None
-    kept = [r.get("k") for r in records[1:] if r.get("kept")]
-    last = records[-1]
+    m = records[0].get("k")
+    ups = [r for r in records if r.get("up") and r.get("kept")]
+    if ups:
+        needed = "; ".join(f"{r.get('k')} needed: {int(r.get('k')) - 1}'s error {fmt(r.get('below'), '.4f')} > "
+                           f"limit {fmt(r.get('limit'), '.4f')}" for r in ups)
+        return f"elimination's {m} -> {ups[-1].get('k')} ({needed})"
+    down = [r for r in records if not r.get("up")]
+    kept = [r.get("k") for r in down[1:] if r.get("kept")]
+    last = down[-1]
     refused = (f"{last.get('k')} refused: error {fmt(last.get('error'), '.4f')} > limit {fmt(last.get('limit'), '.4f')}"
                if last.get("kept") is False else "")
     if not kept:
-        return f"elimination's {records[0].get('k')} kept" + (f" ({refused})" if refused else "")
+        return f"elimination's {m} kept" + (f" ({refused})" if refused else "")
     inside = ", ".join(map(str, kept)) + " kept" + (f"; {refused}" if refused else "")
-    return f"elimination's {records[0].get('k')} -> {kept[-1]} ({inside})"
+    return f"elimination's {m} -> {kept[-1]} ({inside})"
 
 
 def closing_margin_text(margin: Any) -> str | None:

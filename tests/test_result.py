@@ -68,6 +68,25 @@ def test_fresh_verification_words_and_margin():
     assert verification_text([]) is None and verification_margin(None) is None
     assert _rows(verification=CHECK)["fresh verification"].text == verification_text(CHECK)
     assert "fresh verification" not in _rows()
+    # m + 1 not needed (error 0.0019, limit 0.0019 + 0.01 * 0.9981 = 0.011881 > 0.002): words as before
+    not_up = [CHECK[0], {"k": 6, "up": True, "error": 0.0019, "limit": 0.011881, "allowance": 0.009981,
+                         "below": 0.002, "kept": False}] + CHECK[1:]
+    assert verification_text(not_up) == verification_text(CHECK)
+    assert verification_margin(not_up) == verification_margin(CHECK)
+
+
+#: A fresh verification that went up from elimination's 7 to 8: 8's limit 0.0216 + 0.01 * 0.9784
+#: = 0.031384; 7's error 0.0826 is over it; 9's limit 0.0215 + 0.01 * 0.9785 = 0.031285, 8's
+#: 0.0216 is not.
+UP = [{"k": 7, "error": 0.0826, "limit": None, "allowance": None, "kept": True},
+      {"k": 8, "up": True, "error": 0.0216, "limit": 0.031384, "allowance": 0.009784, "below": 0.0826, "kept": True},
+      {"k": 9, "up": True, "error": 0.0215, "limit": 0.031285, "allowance": 0.009785, "below": 0.0216, "kept": False}]
+
+
+def test_fresh_verification_that_went_up_words_and_margin():
+    assert verification_text(UP) == "elimination's 7 -> 8 (8 needed: 7's error 0.0826 > limit 0.0314)"
+    # one code fewer than 8 went (0.0826 - 0.031384) / 0.009784 = 5.23 allowances over
+    assert abs(verification_margin(UP) - 5.2346) < 1e-3
 
 
 def test_old_and_empty_results_do_not_crash():

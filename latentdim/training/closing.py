@@ -235,7 +235,7 @@ class Elimination(ClosingRule):
         the open dimensions that plain auto-encoders trained afresh show the data do not need.
         Then the networks adapt to the final mask (refine)."""
         m = len(active_dims(run.model.mask().detach()))
-        if self.config.verify and m > 1:
+        if self.config.verify and (m > 1 or m < run.capacity):
             self.check = Verification(m)
             run.schedule.verify(step)
         else:

@@ -11,9 +11,13 @@ within half of elimination's loss budget (``TrainConfig.verify_budget_scale``):
 ``best + budget * (1 - best)``, where ``best`` is the lowest fresh error so far (1 is the error of
 no code at all, so ``1 - best`` is the explained part). The first size over the limit ends the
 check, and the mask closes that many more dimensions, cheapest first, before the networks adapt
-in the refine phase. Errors as fractions of the variance of standardised data make the verdict
-free of the data's units; the capacity does not enter (the check starts at elimination's m), and
-the held-out split is a fixed fraction of the samples.
+in the refine phase. The check first tries m + 1 (below the capacity): when E(m) is over the
+limit of E(m + 1), elimination closed a needed dimension (a capacity that leaves little room
+loosens its budget), so the check goes up while one code fewer is over the limit of the next
+size, and the mask reopens that many, the last closed first; otherwise it goes down as above, the
+same count as without the step. Errors as fractions of the variance of standardised data make the
+verdict free of the data's units; the capacity enters only as the ceiling of the upward step
+(the check starts at elimination's m), and the held-out split is a fixed fraction of the samples.
 """
 
 from __future__ import annotations
@@ -241,36 +245,73 @@ def limit(best: float, budget: float) -> float:
     return best + budget * (1.0 - best)
 
 
-def advance(records: list[dict[str, Any]], m: int, budget: float, error: Callable[[int], float | None]) -> bool:
-    """One size of the check, from elimination's ``m`` down: ``m`` itself first, then one code
-    fewer than the last size tried. Appends its record (k, error, limit and allowance, the limit
-    minus the best error so far, both None for m, and kept: within :func:`limit` of the lowest
-    error of the sizes kept so far) and returns True once the check is over (a size refused, or
-    one code reached). ``error(k)`` None (interrupted): nothing appended, False."""
-    k = records[-1]["k"] - 1 if records else m
+def planned(records: list[dict[str, Any]], m: int, capacity: int) -> list[int]:
+    """The sizes the check asks for next, in order, as long as it goes on in the direction it is
+    going ([] once it is over): ``m`` first; then ``m + 1`` (the upward step, below the capacity
+    only); up again while each size was needed; else down from the smallest size tried."""
+    if not records:
+        return [m, m + 1] if m < capacity else list(range(m, 0, -1))
+    ups = [r for r in records if r.get("up")]
+    if m < capacity and not ups:
+        return [m + 1]
+    if ups and ups[-1]["kept"]:
+        return list(range(ups[-1]["k"] + 1, capacity + 1))
+    if any(r["kept"] for r in ups):
+        return []  # went up and stopped
+    last = records[-1]
+    if not last.get("up") and (not last["kept"] or last["k"] <= 1):
+        return []  # a size refused on the way down, or one code reached
+    return list(range(min(r["k"] for r in records) - 1, 0, -1))
+
+
+def advance(records: list[dict[str, Any]], m: int, budget: float, error: Callable[[int], float | None],
+            capacity: int | None = None) -> bool:
+    """One size of the check (the first of :func:`planned`). Appends its record and returns True
+    once the check is over; ``error(k)`` None (interrupted): nothing appended, False.
+
+    - ``m`` itself: k, its error; limit and allowance None, kept.
+    - Up (``m + 1``, ...; up to ``capacity``, None: ``m``, no upward step): ``up`` True, k, its
+      error, the limit :func:`limit` of it, the allowance (limit minus error), ``below`` (the error
+      of one code fewer) and kept: needed, as ``below`` is over the limit. Elimination can stop
+      below the dimension where closing a needed dimension cost less than its budget (a capacity
+      that leaves little room loosens the budget, docs/accuracy.md), and a network trained afresh
+      shows the code missing.
+    - Down (when the upward step found nothing, from ``m - 1``): k, its error, the limit of the
+      lowest error of the sizes kept on the way down, the allowance (limit minus that error) and
+      kept: within the limit. The first size refused ends the check, as one code does."""
+    capacity = m if capacity is None else capacity
+    sizes = planned(records, m, capacity)
+    if not sizes:
+        return True
+    k = sizes[0]
     e = error(k)
     if e is None:
         return False
     if not records:
         records.append({"k": k, "error": e, "limit": None, "allowance": None, "kept": True})
-        return k <= 1
-    best = min(r["error"] for r in records if r["kept"])
-    lim = limit(best, budget)
-    records.append({"k": k, "error": e, "limit": lim, "allowance": lim - best, "kept": e <= lim})
-    return e > lim or k <= 1
+    elif k > m:
+        below = next(r["error"] for r in records if r["k"] == k - 1)
+        lim = limit(e, budget)
+        records.append({"k": k, "up": True, "error": e, "limit": lim, "allowance": lim - e, "below": below, "kept": below > lim})
+    else:
+        best = min(r["error"] for r in records if r["kept"] and not r.get("up"))
+        lim = limit(best, budget)
+        records.append({"k": k, "error": e, "limit": lim, "allowance": lim - best, "kept": e <= lim})
+    return not planned(records, m, capacity)
 
 
 def verified(records: list[dict[str, Any]]) -> int:
-    """The smallest size the check kept."""
-    return min(r["k"] for r in records if r["kept"])
+    """The count the check arrived at: the largest size found needed on the way up, else the
+    smallest size kept on the way down."""
+    ups = [r["k"] for r in records if r.get("up") and r["kept"]]
+    return max(ups) if ups else min(r["k"] for r in records if r["kept"] and not r.get("up"))
 
 
-def verify_down(error: Callable[[int], float], m: int, budget: float) -> tuple[int, list[dict[str, Any]]]:
-    """The whole check at once (:func:`advance` until it is over): the smallest size reached from
-    ``m`` by accepting ``m - 1``, ``m - 2``, ... while ``error(k)`` stays within :func:`limit`
-    of the lowest error so far, and the records. Never below 1."""
+def verify_sizes(error: Callable[[int], float], m: int, budget: float, capacity: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """The whole check at once (:func:`advance` until it is over): the count and the records.
+    Never below 1, never above ``capacity`` (None: ``m``, the check only goes down)."""
     records: list[dict[str, Any]] = []
-    while not advance(records, m, budget, error):
+    while not advance(records, m, budget, error, capacity):
         pass
     return verified(records), records
 
@@ -301,6 +342,22 @@ def close_cheapest(model: nn.Module, probe: Any, n: int) -> list[int]:
     return closed
 
 
+@torch.no_grad()
+def reopen_latest(model: nn.Module, rounds: list[dict[str, Any]], n: int) -> list[int]:
+    """Opens ``n`` closed dimensions of ``model``'s mask (theta set to the open value elimination
+    gives), the last closed first: elimination's kept rounds (``rounds``) from the last back, each
+    round's dimensions from its costliest; then any other closed ones. Returns them in order."""
+    from latentdim.training.closing import ELIMINATE_OPEN_THETA
+
+    closed = set(range(model.mask.theta.shape[0])) - set(active_dims(model.mask().detach()))
+    order = [j for r in reversed(rounds) if r.get("kept") for j in reversed(r["dims"])]
+    order += sorted(closed - set(order))
+    opened = [j for j in order if j in closed][:n]
+    for j in opened:
+        model.mask.theta[j] = ELIMINATE_OPEN_THETA
+    return opened
+
+
 class Verification:
     """The fresh verification as the loop runs it (:class:`~latentdim.training.closing.Elimination`
     in the *verify* phase, between training steps): :meth:`step` trains the next sizes, as many
@@ -328,10 +385,9 @@ class Verification:
         train_x, held_out = self._split
         fresh = FreshConfig(steps=cfg.verify_steps or DEFAULT_STEPS)
         should_stop = None if run.world.parallel else run.should_stop  # ranks must train the same sizes
-        k = self.records[-1]["k"] - 1 if self.records else self.m
         n = 1 if self._workers_failed else at_once(train_x.device, run.world.parallel, fresh.steps)
-        ks = list(range(k, max(k - n, 0), -1))
-        codes = " and ".join(str(j) for j in ks) if len(ks) > 1 else str(k)
+        ks = planned(self.records, self.m, run.capacity)[:n]
+        codes = " and ".join(str(j) for j in ks) if len(ks) > 1 else str(ks[0])
         run.stage(f"verifying m_A {self.m}: {'plain auto-encoders' if len(ks) > 1 else 'a plain auto-encoder'} "
                   f"with {codes} code{'s' if ks != [1] else ''}, trained afresh "
                   f"({fresh.steps:,} steps{', at once' if len(ks) > 1 else ''})")
@@ -340,8 +396,12 @@ class Verification:
             return False
         budget = (cfg.loss_budget or 0.0) * cfg.verify_budget_scale
         for _ in errors:  # the sizes in order, as advance asks for them
-            if advance(self.records, self.m, budget, errors.__getitem__):
-                close_cheapest(run.model, run.probe, int(run.world.agree(float(self.m - verified(self.records)), held_out.device)))
+            if advance(self.records, self.m, budget, errors.__getitem__, run.capacity):
+                change = int(run.world.agree(float(verified(self.records) - self.m), held_out.device))
+                if change < 0:
+                    close_cheapest(run.model, run.probe, -change)
+                elif change > 0:
+                    reopen_latest(run.model, run.rule.rounds, change)
                 return True
         return False
 

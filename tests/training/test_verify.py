@@ -17,7 +17,7 @@ from latentdim.training.verify import (
     limit,
     one_thread_error,
     split,
-    verify_down,
+    verify_sizes,
 )
 
 
@@ -37,10 +37,10 @@ def curve(values):
     return error, calls
 
 
-def test_verify_down_accepts_while_within_the_budget_of_the_best_so_far():
+def test_verify_sizes_accepts_while_within_the_budget_of_the_best_so_far():
     # from m = 5: limit 0.001 + 0.02 * 0.999 = 0.02098 for every size (best stays 0.001)
     error, calls = curve({5: 0.001, 4: 0.01, 3: 0.0205, 2: 0.5, 1: 0.9})
-    k, records = verify_down(error, 5, 0.02)
+    k, records = verify_sizes(error, 5, 0.02)
     assert k == 3
     assert calls == [5, 4, 3, 2]  # stops at the first refusal
     assert [r["kept"] for r in records] == [True, True, True, False]
@@ -48,19 +48,55 @@ def test_verify_down_accepts_while_within_the_budget_of_the_best_so_far():
     assert records[1]["limit"] == pytest.approx(0.02098)
 
 
-def test_verify_down_moves_the_reference_to_a_lower_error():
+def test_verify_sizes_moves_the_reference_to_a_lower_error():
     # a fresh network at m fits worse than at m - 1 (0.03 vs 0.001): the limit follows the best
     error, _ = curve({4: 0.03, 3: 0.001, 2: 0.025, 1: 0.5})
-    k, records = verify_down(error, 4, 0.02)
+    k, records = verify_sizes(error, 4, 0.02)
     # at 3: limit 0.03 + 0.02 * 0.97 = 0.0494, kept, best 0.001; at 2: limit 0.02098 < 0.025
     assert k == 3
     assert records[2]["limit"] == pytest.approx(0.001 + 0.02 * 0.999)
 
 
-def test_verify_down_never_goes_below_one():
+def test_verify_sizes_never_goes_below_one():
     error, calls = curve({2: 0.0, 1: 0.0})
-    k, _ = verify_down(error, 2, 0.02)
+    k, _ = verify_sizes(error, 2, 0.02)
     assert k == 1 and calls == [2, 1]
+
+
+def test_the_check_goes_up_while_one_code_fewer_is_over_the_limit():
+    # E(k): elimination stopped at 3 of a 5-dimensional curve. limit(E(4)) = 0.02 + 0.01 * 0.98 =
+    # 0.0298 < E(3) 0.09: 4 needed; limit(E(5)) = 0.005 + 0.01 * 0.995 = 0.01495 < E(4) 0.02: 5
+    # needed; limit(E(6)) = 0.0049 + 0.01 * 0.9951 = 0.014851 > E(5): 6 not. Nothing goes down.
+    curve = {2: 0.3, 3: 0.09, 4: 0.02, 5: 0.005, 6: 0.0049, 7: 0.0048}
+    asked = []
+    k, records = verify_sizes(lambda j: asked.append(j) or curve[j], 3, 0.01, capacity=8)
+    assert k == 5 and asked == [3, 4, 5, 6]
+    assert [(r["k"], r.get("up", False), r["kept"]) for r in records] == [(3, False, True), (4, True, True), (5, True, True), (6, True, False)]
+    assert records[1]["limit"] == pytest.approx(0.0298) and records[1]["below"] == 0.09
+    assert records[3]["limit"] == pytest.approx(0.014851)
+    # up to the capacity and no further
+    assert verify_sizes(curve.get, 3, 0.01, capacity=4)[0] == 4
+
+
+def test_when_one_more_code_adds_nothing_the_check_goes_down_as_before():
+    curve = {6: 0.0019, 5: 0.002, 4: 0.003, 3: 0.005, 2: 0.04692}
+    down, down_records = verify_sizes(curve.get, 5, 0.01)  # no upward step (capacity m)
+    k, records = verify_sizes(curve.get, 5, 0.01, capacity=10)
+    assert k == down == 3
+    assert records[1] == {"k": 6, "up": True, "error": 0.0019, "limit": pytest.approx(0.011881),
+                          "allowance": pytest.approx(0.009981), "below": 0.002, "kept": False}
+    assert [r for r in records if not r.get("up")] == down_records
+
+
+def test_reopen_latest_opens_the_last_closed_first():
+    model = build_model(ModelSpec("mlp", (6,), 5, width=8))
+    with torch.no_grad():
+        model.mask.theta.copy_(torch.tensor([5.0, 0.0, 0.0, 0.0, 0.0]))
+    rounds = [{"dims": [3, 1], "kept": True}, {"dims": [2], "kept": False}, {"dims": [4, 2], "kept": True}]
+    # the last kept round's costliest (2), then 4, then the first kept round's 1
+    assert verify.reopen_latest(model, rounds, 3) == [2, 4, 1]
+    assert model.mask.theta.tolist() == [5.0, 5.0, 5.0, 0.0, 5.0]
+    assert verify.reopen_latest(model, [], 5) == [3]  # only what is closed
 
 
 def test_split_is_seeded_and_disjoint():
@@ -161,8 +197,10 @@ def _plane_run(**kw):
 def test_an_interrupted_verification_resumes_to_the_uninterrupted_run():
     model, outcome = _plane_run()
     assert outcome.stop_reason == "settled"
-    assert len(outcome.verification) >= 2  # it ran: m kept, then a refusal or one code
-    assert [r["k"] for r in outcome.verification] == list(range(outcome.verification[0]["k"], outcome.verification[-1]["k"] - 1, -1))
+    # it ran: m kept, m + 1 not needed (a plane in R^6 at capacity 4), then down to a refusal or one code
+    ks = [r["k"] for r in outcome.verification]
+    assert len(ks) >= 3 and ks[1] == ks[0] + 1 and outcome.verification[1]["up"] and not outcome.verification[1]["kept"]
+    assert ks[2:] == list(range(ks[0] - 1, ks[-1] - 1, -1))
 
     stages, saved = [], []
 
