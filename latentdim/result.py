@@ -234,14 +234,14 @@ def verification_margin(records: Any) -> float | None:
     if not isinstance(records, list) or not records or not all(isinstance(r, Mapping) for r in records):
         return None
     ups = [r for r in records if r.get("up") and r.get("kept")]
-    if ups:
-        below, limit, allowance = (finite_floats([ups[-1].get(k)]) for k in ("below", "limit", "allowance"))
-        if not (below and limit and allowance) or allowance[0] <= 0:
+    if ups:  # the error of one code fewer than the last size needed
+        record, over = ups[-1], "below"
+    else:  # the size refused on the way down, if one was
+        record, over = [r for r in records if not r.get("up")][-1], "error"
+        if record.get("kept") is not False:
             return None
-        return (below[0] - limit[0]) / allowance[0]
-    last = [r for r in records if not r.get("up")][-1]
-    err, limit, allowance = (finite_floats([last.get(k)]) for k in ("error", "limit", "allowance"))
-    if last.get("kept") is not False or not (err and limit and allowance) or allowance[0] <= 0:
+    err, limit, allowance = (finite_floats([record.get(k)]) for k in (over, "limit", "allowance"))
+    if not (err and limit and allowance) or allowance[0] <= 0:
         return None
     return (err[0] - limit[0]) / allowance[0]
 

@@ -21,7 +21,7 @@ from latentdim.training import (
     VECTOR_LR_MASK,
     TrainConfig,
 )
-from latentdim.training.config import compile_backend_problem
+from latentdim.training.config import PRECISIONS, compile_backend_problem
 
 
 @dataclass
@@ -130,7 +130,7 @@ def training_config(
             raise LatentdimError(f"--compile: {problem}")
         config = replace(config, compile=compile)
     if precision is not None:
-        if precision not in ("float32", "bfloat16"):
+        if precision not in PRECISIONS:
             raise LatentdimError(f"--precision must be float32 or bfloat16, got {precision!r}")
         config = replace(config, precision=precision)
     if config.batch_size < 1:

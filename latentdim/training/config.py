@@ -13,6 +13,10 @@ VECTOR_LR_MASK = 4e-3  # SPEC §4 says 5e-4; 8x faster closes as surely in a fra
 IMAGE_LR_MASK = 1e-3  # images: a slower wave, so the loss budget's lag costs fewer dimensions
 
 
+#: TrainConfig.precision's values.
+PRECISIONS = ("float32", "bfloat16")
+
+
 def compile_backend_problem(backend: str) -> str | None:
     """Why ``backend`` cannot be TrainConfig.compile (None: it can)."""
     import torch._dynamo

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,11 +185,9 @@ class Run:
             p = sample_prior(mu, self.batch_size)
             if self.closed_form_critic:  # the same gradients without the double backward (training/critic.py)
                 a = torch.rand(self.batch_size, 1, device=p.device, dtype=p.dtype)  # as gradient_penalty draws it
-                if cfg.precision == "bfloat16":
-                    with torch.autocast(self.device.type, enabled=False):  # float32, as the optimiser's state
-                        grads, w_critic = critic_gradients(model.critic, encoded.float(), p, a)
-                else:
-                    grads, w_critic = critic_gradients(model.critic, encoded, p, a)
+                # under bfloat16 autocast, in float32 as the optimiser's state (.float() is encoded itself otherwise)
+                with torch.autocast(self.device.type, enabled=False) if cfg.precision == "bfloat16" else nullcontext():
+                    grads, w_critic = critic_gradients(model.critic, encoded.float(), p, a)
                 _apply(opt["critic"], grads, self.critic_params, self.world)
                 continue
             h_enc, h_prior = critic(encoded), critic(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from latentdim.training.closing import closing_rule_class
-from latentdim.training.config import LAMBDA3_CAP, TrainConfig, compile_backend_problem, reference_r
+from latentdim.training.config import LAMBDA3_CAP, PRECISIONS, TrainConfig, compile_backend_problem, reference_r
 from latentdim.training.phases import FROZEN, Phase
 
 
@@ -37,7 +37,7 @@ class MaskSchedule:
             raise ValueError(f"unknown ae_optimiser {config.ae_optimiser!r}")
         if config.compile is not None and (problem := compile_backend_problem(config.compile)):
             raise ValueError(problem)
-        if config.precision not in ("float32", "bfloat16"):
+        if config.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {config.precision!r} (float32 or bfloat16)")
         if config.critic_update not in ("closed_form", "autograd"):
             raise ValueError(f"unknown critic_update {config.critic_update!r} (closed_form or autograd)")
